@@ -1,0 +1,48 @@
+# Gaemi: the two set-up commands are `make demo` and `make test`; both build everything they
+# need into a local virtual environment (.venv) first.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install demo test test-pure test-debug bench bench-smoke annotate clean
+
+# (re)create the venv and (re)build the extension when the build inputs change
+$(STAMP): pyproject.toml setup.py engine/_book.pyx engine/_book.pxd
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/gaemi replay
+
+test: $(STAMP)
+	$(PY) -m pytest tests
+
+# the whole suite again on the pure-Python reference book
+test-pure: $(STAMP)
+	ENGINE_PUREPYTHON=1 $(PY) -m pytest tests
+
+# bounds/overflow-checked build of the extension, then the engine and differential tests
+test-debug: $(STAMP)
+	ENGINE_DEBUG=1 $(PY) -m pip install --quiet --no-build-isolation --no-deps -e .
+	$(PY) -m pytest tests/engine tests/differential
+	$(PY) -m pip install --quiet --no-build-isolation --no-deps -e .
+
+bench: $(STAMP)
+	$(PY) -m pytest benches --benchmark-only --benchmark-disable-gc \
+		--benchmark-columns=min,median,mean,ops,rounds --benchmark-sort=name
+
+# every benchmark once, untimed: checks they still run and assert their results
+bench-smoke: $(STAMP)
+	$(PY) -m pytest benches --benchmark-disable -q
+
+annotate: $(STAMP)
+	$(VENV)/bin/cython -a engine/_book.pyx
+
+clean:
+	rm -rf $(VENV) build *.egg-info engine/_book.c engine/*.so engine/*.html

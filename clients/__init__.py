@@ -1,0 +1,1 @@
+"""Gaemi clients package (see DESIGN.md)."""

@@ -1,0 +1,49 @@
+"""Gaemi's matching engine: a price-time priority order book, in two implementations.
+
+``engine.OrderBook`` is the compiled book (``engine._book``) unless the environment sets
+``ENGINE_PUREPYTHON=1``; then, or when the extension is not built, it is the pure-Python
+reference (``engine.reference``), and ``IMPLEMENTATION`` says which one was chosen.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+from engine.codes import (
+    EventKind,
+    RejectReason,
+    SelfTradePrevention,
+    Side,
+    TimeInForce,
+)
+from engine.events import Event, OrderView
+
+
+__all__ = [
+    "IMPLEMENTATION",
+    "Event",
+    "EventKind",
+    "OrderBook",
+    "OrderView",
+    "RejectReason",
+    "SelfTradePrevention",
+    "Side",
+    "TimeInForce",
+]
+
+if os.environ.get("ENGINE_PUREPYTHON") == "1":
+    from engine.reference import OrderBook
+
+    IMPLEMENTATION = "reference"
+else:
+    try:
+        from engine._book import OrderBook  # type: ignore[no-redef]
+
+        IMPLEMENTATION = "compiled"
+    except ImportError as exc:  # the extension was not built
+        warnings.warn(f"engine._book is not available ({exc}); using the reference book",
+                      RuntimeWarning, stacklevel=2)
+        from engine.reference import OrderBook  # type: ignore[assignment]
+
+        IMPLEMENTATION = "reference"

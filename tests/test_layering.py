@@ -1,0 +1,66 @@
+"""The direction of dependencies (DESIGN.md §1), checked by reading the imports of every module.
+
+``engine`` imports nothing from the other packages, no asyncio, no clock and no random source.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+
+ROOT = Path(__file__).resolve().parents[1]
+FORBIDDEN = {
+    "engine": {"risk", "gateway", "clients", "asyncio", "websockets", "msgpack", "time",
+               "datetime", "random", "uuid", "secrets", "socket", "threading"},
+}
+
+
+def _imports_of(path: Path) -> set[str]:
+    text = path.read_text()
+    if path.suffix == ".py":
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+        return names
+    # .pyx/.pxd: Cython syntax; its import lines are plain enough to read by pattern
+    pattern = r"^\s*(?:from\s+([\w.]+)\s+c?import|c?import\s+([\w.]+))"
+    return {a or b for a, b in re.findall(pattern, text, flags=re.MULTILINE)}
+
+
+def _modules(package: str) -> list[Path]:
+    return sorted(p for ext in ("*.py", "*.pyx", "*.pxd") for p in (ROOT / package).rglob(ext))
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_layering_package_imports_nothing_forbidden(package: str) -> None:
+    # Arrange
+    modules = _modules(package)
+    assert modules, f"no modules found in {package}"
+
+    # Act
+    offences = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in modules
+        for name in _imports_of(path)
+        if name.split(".")[0] in FORBIDDEN[package]
+    ]
+
+    # Assert
+    assert offences == []
+
+
+def test_layering_checker_sees_a_forbidden_import(tmp_path: Path) -> None:
+    # the checker itself must be able to fail
+    bad = tmp_path / "bad.py"
+    bad.write_text("import time\nfrom risk.venue import Venue\n")
+    pyx = tmp_path / "bad.pyx"
+    pyx.write_text("cimport cython\nfrom random import random\n")
+    assert _imports_of(bad) == {"time", "risk.venue"}
+    assert _imports_of(pyx) == {"cython", "random"}
