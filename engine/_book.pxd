@@ -96,6 +96,8 @@ cdef class OrderBook:
     cdef int _insert(self, int64_t oid, int side, int64_t price, int64_t qty, int64_t account,
                      bint post_only, int stp) except -1
     cdef void _remove(self, int32_t slot) noexcept
+    cdef Py_ssize_t _search(self, SideBook *sb, int64_t key) noexcept
+    cdef int32_t _find_level(self, int side, int64_t price) noexcept
     cdef int32_t _level_for(self, int side, int64_t price) except -2
     cdef void _drop_level(self, int side, int32_t lvl) noexcept
     cdef int32_t _map_get(self, int64_t key) noexcept

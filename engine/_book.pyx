@@ -232,6 +232,20 @@ cdef class OrderBook:
         cdef Order *o = &self._orders[slot]
         return OrderView(o.id, _SIDES[o.side], o.price, o.qty, o.account)
 
+    def orders_at(self, side, price):
+        """The orders resting at one price on one side, in queue order. O(log L + k)."""
+        cdef int64_t sd = _to_i64(side, 0)
+        cdef int64_t px = _to_i64(price, -1)
+        cdef list out = []
+        cdef Order *o
+        cdef int32_t lvl = self._find_level(1 if sd == 1 else -1, px)
+        cdef int32_t slot = self._levels[lvl].head if lvl >= 0 else -1
+        while slot >= 0:
+            o = &self._orders[slot]
+            out.append(OrderView(o.id, _SIDES[o.side], o.price, o.qty, o.account))
+            slot = o.next
+        return out
+
     def snapshot(self):
         """Every resting order per side, in matching-priority order."""
         return self._snapshot_side(&self._bids), self._snapshot_side(&self._asks)
@@ -597,19 +611,30 @@ cdef class OrderBook:
         self._free_order = slot
         self._norders -= 1
 
-    cdef int32_t _level_for(self, int side, int64_t price) except -2:
-        # the level of `price` on `side`, created (and spliced into the sorted array) if new
-        cdef SideBook *sb = &self._bids if side == 1 else &self._asks
-        cdef int64_t key = _key(side, price)
+    cdef Py_ssize_t _search(self, SideBook *sb, int64_t key) noexcept:
+        # the index of the first level whose key is >= key (binary search)
         cdef Py_ssize_t lo = 0, hi = sb.n, mid
         if sb.n and sb.key[sb.n - 1] == key:  # the touch: the common case
-            return sb.level[sb.n - 1]
+            return sb.n - 1
         while lo < hi:
             mid = (lo + hi) >> 1
             if sb.key[mid] < key:
                 lo = mid + 1
             else:
                 hi = mid
+        return lo
+
+    cdef int32_t _find_level(self, int side, int64_t price) noexcept:
+        cdef SideBook *sb = &self._bids if side == 1 else &self._asks
+        cdef int64_t key = _key(side, price)
+        cdef Py_ssize_t i = self._search(sb, key)
+        return sb.level[i] if i < sb.n and sb.key[i] == key else -1
+
+    cdef int32_t _level_for(self, int side, int64_t price) except -2:
+        # the level of `price` on `side`, created (and spliced into the sorted array) if new
+        cdef SideBook *sb = &self._bids if side == 1 else &self._asks
+        cdef int64_t key = _key(side, price)
+        cdef Py_ssize_t lo = self._search(sb, key)
         if lo < sb.n and sb.key[lo] == key:
             return sb.level[lo]
         if self._free_level < 0:
@@ -635,17 +660,8 @@ cdef class OrderBook:
     cdef void _drop_level(self, int side, int32_t lvl) noexcept:
         cdef SideBook *sb = &self._bids if side == 1 else &self._asks
         cdef Py_ssize_t i = sb.n - 1
-        cdef Py_ssize_t lo = 0, hi = sb.n, mid
-        cdef int64_t key
         if sb.level[i] != lvl:  # not the best level: find it
-            key = _key(side, self._levels[lvl].price)
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                if sb.key[mid] < key:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            i = lo
+            i = self._search(sb, _key(side, self._levels[lvl].price))
             memmove(&sb.key[i], &sb.key[i + 1], (sb.n - i - 1) * sizeof(int64_t))
             memmove(&sb.level[i], &sb.level[i + 1], (sb.n - i - 1) * sizeof(int32_t))
         sb.n -= 1

@@ -124,6 +124,11 @@ class OrderBook:
         order = self._orders.get(_int(order_id))
         return None if order is None else order.view()
 
+    def orders_at(self, side: int, price: int) -> list[OrderView]:
+        """The orders resting at one price on one side, in queue order. O(log L + k)."""
+        levels = self._bids if _int(side) == Side.BUY else self._asks
+        return [o.view() for o in levels.get(_int(price), {}).values()]
+
     def snapshot(self) -> tuple[list[OrderView], list[OrderView]]:
         """Every resting order per side, in matching-priority order."""
         return (
@@ -405,7 +410,9 @@ class OrderBook:
     def _prices(self, side: Side, n: int | None = None) -> Iterator[int]:
         """A side's prices, best first (the best ``n`` if given)."""
         if side is Side.BUY:
-            return iter(self._bids.islice(stop=n, reverse=True))
+            # islice picks the positions first, then reverses: take the top n of the bids
+            start = 0 if n is None else max(len(self._bids) - n, 0)
+            return iter(self._bids.islice(start=start, reverse=True))
         return iter(self._asks.islice(stop=n))
 
     @staticmethod

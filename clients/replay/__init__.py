@@ -1,0 +1,1 @@
+"""Replays of historical order flow through Gaemi's books (docs/replay.md)."""
