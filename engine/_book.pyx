@@ -309,7 +309,7 @@ cdef class OrderBook:
         """Submit an order; ``price=None`` makes it a market order.
 
         ``tif`` is a TimeInForce (default GTC) and ``stp`` a SelfTradePrevention (default
-        NONE). O(log L) to find the level plus O(1) per maker filled.
+        NONE). O(log k) to find a level k places from the top, plus O(1) per maker filled.
         """
         cdef int64_t oid = _to_i64(order_id, -1)
         cdef int64_t sd = _to_i64(side, 0)
@@ -362,13 +362,13 @@ cdef class OrderBook:
         if isinstance(commands, (list, tuple)):
             commands = array("q", commands)
         cdef const long long[::1] rows = memoryview(commands).cast("B").cast("q")
-        cdef Py_ssize_t n = rows.shape[0], i, base
-        if n % CMD_WIDTH:
-            raise ValueError(f"batch length {n} is not a multiple of {CMD_WIDTH}")
+        cdef Py_ssize_t n = rows.shape[0], i, base, width = CMD_WIDTH  # a C int in the loop
+        if n % width:
+            raise ValueError(f"batch length {n} is not a multiple of {width}")
         cdef int64_t command, oid
         self._nev = 0
-        for i in range(n // CMD_WIDTH):
-            base = i * CMD_WIDTH
+        for i in range(n // width):
+            base = i * width
             self._cmd_index = i
             command = rows[base]
             oid = rows[base + 1]
@@ -387,6 +387,12 @@ cdef class OrderBook:
         if self._nev:
             memcpy(out.data.as_voidptr, self._ev, self._nev * sizeof(EventRow))
         self._nev = 0
+        if self._ev_cap > 4096:  # a big batch must not pin its event memory to the book
+            PyMem_Free(self._ev)
+            self._ev_cap = 64
+            self._ev = <EventRow *>PyMem_Malloc(self._ev_cap * sizeof(EventRow))
+            if not self._ev:
+                raise MemoryError()
         return out
 
     cdef int _place(self, int64_t oid, int64_t side, int64_t price, int64_t qty, int64_t tif,
@@ -612,10 +618,17 @@ cdef class OrderBook:
         self._norders -= 1
 
     cdef Py_ssize_t _search(self, SideBook *sb, int64_t key) noexcept:
-        # the index of the first level whose key is >= key (binary search)
-        cdef Py_ssize_t lo = 0, hi = sb.n, mid
-        if sb.n and sb.key[sb.n - 1] == key:  # the touch: the common case
-            return sb.n - 1
+        # the index of the first level whose key is >= key. Gallops from the best end, where
+        # nearly all activity is, then bisects: O(log k) for a level k places from the top
+        cdef Py_ssize_t hi = sb.n - 1, lo, mid, step = 1, j
+        if hi < 0 or sb.key[hi] < key:
+            return sb.n
+        j = hi - 1
+        while j >= 0 and sb.key[j] >= key:  # key[hi] >= key holds throughout
+            hi = j
+            step <<= 1
+            j = hi - step
+        lo = j + 1 if j >= 0 else 0  # everything below lo has a smaller key
         while lo < hi:
             mid = (lo + hi) >> 1
             if sb.key[mid] < key:
