@@ -12,14 +12,13 @@ it would become the run's configuration file and drop the project's settings.
 
 from __future__ import annotations
 
-import importlib
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from engine import reference
+from engine import book_class
+from tests.conftest import implementations
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -33,21 +32,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return None
 
 
-def _implementations() -> list[Any]:
-    # like tests/conftest.py: ENGINE_PUREPYTHON=1 benchmarks the reference book alone
-    if os.environ.get("ENGINE_PUREPYTHON") == "1":
-        return ["reference"]
-    return ["reference", "compiled"]
-
-
-def book_class(name: str) -> type:
-    """The OrderBook class of one implementation ("reference" or "compiled")."""
-    if name == "reference":
-        return reference.OrderBook
-    return importlib.import_module("engine._book").OrderBook
-
-
-@pytest.fixture(params=_implementations())
+@pytest.fixture(params=implementations())
 def impl(request: pytest.FixtureRequest) -> str:
     """The name of the implementation under benchmark."""
     return str(request.param)

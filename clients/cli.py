@@ -7,7 +7,6 @@ how well the book reproduced the file, and how fast the engine ran the day's com
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import platform
@@ -16,19 +15,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import engine
 from engine.codes import Command
 
 
 __all__ = ["main"]
-
-
-def _book_class(implementation: str) -> Any:
-    if implementation == "reference":
-        return importlib.import_module("engine.reference").OrderBook
-    if implementation == "compiled":
-        return importlib.import_module("engine._book").OrderBook
-    engine = importlib.import_module("engine")
-    return engine.OrderBook
 
 
 def _per_call(book: Any, rows: Any) -> None:
@@ -68,7 +59,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from clients.replay.lobster import read_messages, read_orderbook, replay, sample_files
 
     message_file, orderbook_file, levels = sample_files(args.ticker)
-    book_class = _book_class(args.implementation)
+    book_class = engine.book_class(args.implementation)
     name = book_class.__module__.replace("engine.", "").replace("_book", "compiled")
     if not args.json:
         print(f"Replaying {message_file.name} (level {levels}) through the {name} book ...")

@@ -22,6 +22,7 @@ from engine.events import Event, OrderView
 
 __all__ = [
     "IMPLEMENTATION",
+    "book_class",
     "Event",
     "EventKind",
     "OrderBook",
@@ -31,6 +32,25 @@ __all__ = [
     "Side",
     "TimeInForce",
 ]
+
+
+def book_class(name: str = "auto") -> type:
+    """The OrderBook class of one implementation: "reference", "compiled" or "auto".
+
+    "auto" is ``engine.OrderBook``; "compiled" raises ImportError if the extension is not built.
+    """
+    if name == "reference":
+        from engine.reference import OrderBook as reference_book
+
+        return reference_book
+    if name == "compiled":
+        from engine._book import OrderBook as compiled_book
+
+        return compiled_book  # type: ignore[no-any-return]
+    if name == "auto":
+        return OrderBook
+    raise ValueError(f"unknown implementation {name!r} (reference, compiled or auto)")
+
 
 if os.environ.get("ENGINE_PUREPYTHON") == "1":
     from engine.reference import OrderBook

@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Callable
 
 import pytest
 
-from engine import reference
+from engine import book_class
 
 
-def _implementations() -> list[str]:
+def implementations() -> list[str]:
     # ENGINE_PUREPYTHON=1 runs the whole suite on the reference book alone
     if os.environ.get("ENGINE_PUREPYTHON") == "1":
         return ["reference"]
     return ["reference", "compiled"]
 
 
-def book_class(name: str) -> type:
-    """The OrderBook class of one implementation ("reference" or "compiled")."""
-    if name == "reference":
-        return reference.OrderBook
-    return importlib.import_module("engine._book").OrderBook
+__all__ = ["book_class", "implementations"]
 
 
-@pytest.fixture(params=_implementations())
+@pytest.fixture(params=implementations())
 def impl(request: pytest.FixtureRequest) -> str:
     """The name of the implementation under test."""
     return str(request.param)

@@ -337,18 +337,27 @@ class _Replayer:
         # synthetic size first, then uncertain file orders, then the rest; each from the tail
         ranked = sorted(reversed(orders), key=lambda o: (o.account == FILE_ACCOUNT,
                                                          not self._uncertain(o)))
-        for o in ranked:
-            if excess == 0:
+        certain = {o.order_id for o in ranked if not self._uncertain(o)}
+        taken = self._take(ranked, excess)
+        self.report.stale_lots_removed += sum(taken.values())
+        removed_certain = certain.intersection(taken)
+        if removed_certain:
+            self.report.defects["certain order removed as stale"] += len(removed_certain)
+
+    def _take(self, orders: list[Any], amount: int) -> dict[int, int]:
+        """Remove ``amount`` lots from ``orders``, in the order given; returns lots per id."""
+        taken: dict[int, int] = {}
+        for o in orders:
+            if amount == 0:
                 break
-            if not self._uncertain(o):
-                self.report.defects["certain order removed as stale"] += 1
-            cut = min(excess, o.qty)
+            cut = min(amount, o.qty)
             if cut == o.qty:
                 self.cancel(o.order_id)
             else:
                 self.amend(o.order_id, o.qty - cut)
-            excess -= cut
-            self.report.stale_lots_removed += cut
+            amount -= cut
+            taken[o.order_id] = cut
+        return taken
 
     def _add_synthetic(self, side: Side, price: int, qty: int) -> None:
         self.next_synthetic += 1
@@ -369,16 +378,7 @@ class _Replayer:
                       key=lambda o: o.account == FILE_ACCOUNT)
         if sum(o.qty for o in pool) < msg.size:
             return False
-        need = msg.size
-        for o in pool:
-            cut = min(need, o.qty)
-            if cut == o.qty:
-                self.cancel(o.order_id)
-            else:
-                self.amend(o.order_id, o.qty - cut)
-            need -= cut
-            if need == 0:
-                break
+        self._take(pool, msg.size)
         self.placed_at[msg.order_id] = self.now
         if to_head:  # the file says the named order was matched first: it heads the queue
             self._requeue_behind(side, msg.price, msg.order_id, msg.size)

@@ -24,7 +24,6 @@ must import.
 
 from __future__ import annotations
 
-import importlib
 import os
 import random
 import time
@@ -34,19 +33,12 @@ from typing import Any
 
 import pytest
 
-from engine import reference
+from engine import book_class
 from engine.codes import EventKind, RejectReason, SelfTradePrevention, Side, TimeInForce
 from engine.events import EVENT_WIDTH, encode_amend, encode_cancel, encode_place
 
 
 PURE_PYTHON = os.environ.get("ENGINE_PUREPYTHON") == "1"
-
-
-def book_class(name: str) -> type:
-    """The OrderBook class of one implementation (as ``tests/conftest.py`` picks it)."""
-    if name == "reference":
-        return reference.OrderBook
-    return importlib.import_module("engine._book").OrderBook  # ImportError if not built
 
 
 DEFAULT_SEED = 20_240_611

@@ -25,7 +25,6 @@ not to be used, and the test is skipped; otherwise the compiled extension must i
 from __future__ import annotations
 
 import hashlib
-import importlib
 import os
 import random
 from array import array
@@ -45,7 +44,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from engine import reference
+from engine import book_class
 from engine.codes import (
     MAX_ACCOUNT,
     MAX_ORDER_ID,
@@ -73,13 +72,6 @@ except ImportError:  # pragma: no cover (numpy is not a dependency of the engine
     np = None
 
 PURE_PYTHON = os.environ.get("ENGINE_PUREPYTHON") == "1"
-
-
-def book_class(name: str) -> type:
-    """The OrderBook class of one implementation (as ``tests/conftest.py`` picks it)."""
-    if name == "reference":
-        return reference.OrderBook
-    return importlib.import_module("engine._book").OrderBook  # ImportError if not built
 
 
 SEED = int(os.environ.get("GAEMI_SEED") or random.SystemRandom().randrange(2**32))
