@@ -78,6 +78,8 @@ cdef class OrderBook:
     cdef Py_ssize_t _nev
     cdef Py_ssize_t _ev_cap
     cdef int64_t _cmd_index
+    # > 0 while a command runs or a result is being built: re-entry raises RuntimeError
+    cdef int _busy
 
     # -- COMMANDS --
     cdef int _place(self, int64_t oid, int64_t side, int64_t price, int64_t qty, int64_t tif,
@@ -105,6 +107,7 @@ cdef class OrderBook:
     cdef void _map_del(self, int64_t key) noexcept
     cdef int _emit(self, int64_t kind, int64_t oid, int64_t price, int64_t qty,
                    int64_t maker_id, int64_t maker_remaining, int64_t reason) except -1
+    cdef int _enter(self) except -1
     cdef list _drain(self)
     cdef int _grow_orders_from(self, Py_ssize_t old) except -1
     cdef int _grow_levels_from(self, Py_ssize_t old) except -1
@@ -112,7 +115,7 @@ cdef class OrderBook:
     cdef int _grow_map(self) except -1
 
     # -- QUERIES --
-    cdef list _depth_side(self, SideBook *side, Py_ssize_t count)
+    cdef list _depth_side(self, SideBook *side, int64_t count)
     cdef list _snapshot_side(self, SideBook *side)
     cdef Py_ssize_t _hash_words(self, SideBook *sb, long long *out, Py_ssize_t w) noexcept
 

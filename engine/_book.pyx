@@ -37,7 +37,7 @@ import hashlib
 from engine import codes
 from engine.codes import EventKind, RejectReason, Side
 from engine.errors import InvariantViolation
-from engine.events import CMD_WIDTH, OrderView, event_repr
+from engine.events import CMD_WIDTH, OrderView, as_int64_rows, event_repr
 
 
 IMPLEMENTATION = "compiled"
@@ -100,6 +100,7 @@ cdef inline int64_t _to_i64(object x, int64_t bad) except? -1:
     return bad if overflow else v
 
 
+@cython.overflowcheck(False)  # the hash multiplies modulo 2**64 on purpose
 cdef inline uint64_t _fib(int64_t key) noexcept:
     return <uint64_t>key * <uint64_t>0x9E3779B97F4A7C15ULL
 
@@ -210,10 +211,14 @@ cdef class OrderBook:
 
     def depth(self, n):
         """The best ``n`` levels per side as ``(price, total_qty)``, best first."""
-        cdef Py_ssize_t count = PyNumber_Index(n)
-        return self._depth_side(&self._bids, count), self._depth_side(&self._asks, count)
+        cdef int64_t count = _to_i64(n, 2**62)  # beyond int64 means "all levels"
+        self._busy += 1
+        try:
+            return self._depth_side(&self._bids, count), self._depth_side(&self._asks, count)
+        finally:
+            self._busy -= 1
 
-    cdef list _depth_side(self, SideBook *side, Py_ssize_t count):
+    cdef list _depth_side(self, SideBook *side, int64_t count):
         cdef list out = []
         cdef Py_ssize_t i = side.n - 1
         cdef Level *lv
@@ -229,7 +234,7 @@ cdef class OrderBook:
         cdef int32_t slot = self._map_get(oid) if oid > 0 else -1
         if slot < 0:
             return None
-        cdef Order *o = &self._orders[slot]
+        cdef Order o = self._orders[slot]  # a copy: making objects may run Python code
         return OrderView(o.id, _SIDES[o.side], o.price, o.qty, o.account)
 
     def orders_at(self, side, price):
@@ -240,15 +245,23 @@ cdef class OrderBook:
         cdef Order *o
         cdef int32_t lvl = self._find_level(1 if sd == 1 else -1, px)
         cdef int32_t slot = self._levels[lvl].head if lvl >= 0 else -1
-        while slot >= 0:
-            o = &self._orders[slot]
-            out.append(OrderView(o.id, _SIDES[o.side], o.price, o.qty, o.account))
-            slot = o.next
+        self._busy += 1
+        try:
+            while slot >= 0:
+                o = &self._orders[slot]
+                out.append(OrderView(o.id, _SIDES[o.side], o.price, o.qty, o.account))
+                slot = o.next
+        finally:
+            self._busy -= 1
         return out
 
     def snapshot(self):
         """Every resting order per side, in matching-priority order."""
-        return self._snapshot_side(&self._bids), self._snapshot_side(&self._asks)
+        self._busy += 1
+        try:
+            return self._snapshot_side(&self._bids), self._snapshot_side(&self._asks)
+        finally:
+            self._busy -= 1
 
     cdef list _snapshot_side(self, SideBook *side):
         cdef list out = []
@@ -323,16 +336,14 @@ cdef class OrderBook:
             if px == 0:
                 px = -1  # only None means a market order
         cdef bint po = post_only
-        self._nev = 0
-        self._cmd_index = 0
+        self._enter()
         self._place(oid, sd, px, q, tf, po, acct, st)
         return self._drain()
 
     def cancel(self, order_id):
         """Remove a resting order. O(1) (plus the level's removal if it empties)."""
         cdef int64_t oid = _to_i64(order_id, -1)
-        self._nev = 0
-        self._cmd_index = 0
+        self._enter()
         self._cancel(oid)
         return self._drain()
 
@@ -352,21 +363,17 @@ cdef class OrderBook:
             q = _to_i64(qty, -1)
             if q == 0:
                 q = -1
-        self._nev = 0
-        self._cmd_index = 0
+        self._enter()
         self._amend(oid, px, q)
         return self._drain()
 
     def apply_batch(self, commands):
         """Run a batch of commands (docs/engine.md) and return their events as one array."""
-        if isinstance(commands, (list, tuple)):
-            commands = array("q", commands)
-        cdef const long long[::1] rows = memoryview(commands).cast("B").cast("q")
+        cdef const long long[::1] rows = as_int64_rows(commands)
         cdef Py_ssize_t n = rows.shape[0], i, base, width = CMD_WIDTH  # a C int in the loop
-        if n % width:
-            raise ValueError(f"batch length {n} is not a multiple of {width}")
         cdef int64_t command, oid
-        self._nev = 0
+        cdef array out
+        self._enter()
         for i in range(n // width):
             base = i * width
             self._cmd_index = i
@@ -383,10 +390,14 @@ cdef class OrderBook:
             else:
                 self._emit(K_REJECTED, oid if 0 < oid <= MAX_ORDER_ID else 0, 0, 0, 0, 0,
                            R_INVALID_COMMAND)
-        cdef array out = clone(array("q"), self._nev * 8, False)
-        if self._nev:
-            memcpy(out.data.as_voidptr, self._ev, self._nev * sizeof(EventRow))
-        self._nev = 0
+        self._busy += 1  # allocating the result may run Python code: keep the rows safe
+        try:
+            out = clone(array("q"), self._nev * 8, False)
+            if self._nev:
+                memcpy(out.data.as_voidptr, self._ev, self._nev * sizeof(EventRow))
+        finally:
+            self._nev = 0
+            self._busy -= 1
         if self._ev_cap > 4096:  # a big batch must not pin its event memory to the book
             PyMem_Free(self._ev)
             self._ev_cap = 64
@@ -744,24 +755,41 @@ cdef class OrderBook:
         self._nev += 1
         return 0
 
+    cdef int _enter(self) except -1:
+        # start a command: refuse to run while a result is being built. The matching core
+        # runs no Python code, so only result building (object allocation, which may run
+        # the garbage collector's finalizers or let another thread in) needs the guard
+        if self._busy:
+            raise RuntimeError("the order book was called while it was building a result: "
+                               "a book is single-threaded and must not be re-entered")
+        self._nev = 0
+        self._cmd_index = 0
+        return 0
+
     cdef list _drain(self):
-        # the current command's event rows as Event objects
+        # the current command's event rows as Event objects, then the command is over.
+        # Making objects can run Python code (the garbage collector's finalizers), which is
+        # why the book stays busy until the list is complete
         cdef list out = []
         cdef Py_ssize_t i
         cdef EventRow *row
         cdef Event e
-        for i in range(self._nev):
-            row = &self._ev[i]
-            e = Event.__new__(Event)
-            e._kind = row.kind
-            e.order_id = row.order_id
-            e.price = row.price
-            e.qty = row.qty
-            e.maker_id = row.maker_id
-            e.maker_remaining = row.maker_remaining
-            e._reason = row.reason
-            out.append(e)
-        self._nev = 0
+        self._busy += 1
+        try:
+            for i in range(self._nev):
+                row = &self._ev[i]
+                e = Event.__new__(Event)
+                e._kind = row.kind
+                e.order_id = row.order_id
+                e.price = row.price
+                e.qty = row.qty
+                e.maker_id = row.maker_id
+                e.maker_remaining = row.maker_remaining
+                e._reason = row.reason
+                out.append(e)
+        finally:
+            self._nev = 0
+            self._busy -= 1
         return out
 
     cdef int _grow_orders_from(self, Py_ssize_t old) except -1:

@@ -28,6 +28,7 @@ from enum import IntEnum
 
 __all__ = [
     "MAX_ACCOUNT",
+    "MAX_ORDERS",
     "MAX_ORDER_ID",
     "MAX_PRICE",
     "MAX_QTY",
@@ -40,11 +41,13 @@ __all__ = [
 ]
 
 # Engine bounds. Values outside are rejected with a typed reason before the book changes.
-# They keep every quantity the book adds up (level totals, fillable size) inside int64:
-# a level would need 2**23 orders of MAX_QTY lots to overflow.
+# They keep every quantity the book adds up (level totals, fillable size) inside int64: the
+# compiled book holds at most 2**31 orders (int32 slots), and 2**31 orders of MAX_QTY lots
+# make 2**62 < 2**63.
 MAX_ORDER_ID = 2**62
 MAX_PRICE = 2**40
-MAX_QTY = 2**40
+MAX_QTY = 2**31
+MAX_ORDERS = 2**31 - 1
 MAX_ACCOUNT = 2**62
 
 

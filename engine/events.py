@@ -39,6 +39,7 @@ __all__ = [
     "EVENT_WIDTH",
     "Event",
     "OrderView",
+    "as_int64_rows",
     "decode_events",
     "encode_cancel",
     "encode_amend",
@@ -144,6 +145,33 @@ def encode_amend(out: array[int], order_id: int, *, price: int | None = None,
                  qty: int | None = None) -> None:
     """Append one amend command to a batch (0 in a column means "unchanged")."""
     out.extend((Command.AMEND, order_id, 0, price or 0, qty or 0, 0, 0, 0, 0))
+
+
+_INT64_FORMATS = frozenset(("q", "l", "@q", "@l", "=q", "=l"))
+
+
+def as_int64_rows(commands: Any, width: int = CMD_WIDTH) -> memoryview:
+    """A batch as a flat, contiguous int64 memoryview; TypeError/ValueError if it is not one.
+
+    Accepts a list or tuple of ints, raw bytes, or a contiguous native-endian buffer of
+    8-byte signed integers. Checked in full before any command runs.
+    """
+    if isinstance(commands, (list, tuple)):
+        commands = array("q", commands)  # TypeError for non-ints, OverflowError beyond int64
+    view = memoryview(commands)
+    if not view.c_contiguous:
+        raise TypeError("a batch must be a contiguous buffer")
+    if view.format in ("B", "b", "c"):
+        if view.nbytes % 8:
+            raise ValueError(f"a batch of {view.nbytes} bytes is not a whole number of int64")
+        view = view.cast("B").cast("q")
+    elif view.format not in _INT64_FORMATS or view.itemsize != 8:
+        raise TypeError(f"a batch must hold native int64 values, not format {view.format!r}")
+    else:
+        view = view.cast("B").cast("q")
+    if len(view) % width:
+        raise ValueError(f"batch length {len(view)} is not a multiple of {width}")
+    return view
 
 
 def decode_events(rows: Iterable[int] | Any) -> list[tuple[int, Event]]:

@@ -55,7 +55,7 @@ from engine.codes import (
     TimeInForce,
 )
 from engine.errors import InvariantViolation
-from engine.events import CMD_WIDTH, Event, OrderView
+from engine.events import CMD_WIDTH, Event, OrderView, as_int64_rows
 
 
 __all__ = ["IMPLEMENTATION", "OrderBook"]
@@ -114,7 +114,7 @@ class OrderBook:
 
     def depth(self, n: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """The best ``n`` levels per side as ``(price, total_qty)``, best first."""
-        n = max(_int(n), 0)
+        n = max(_int(n), 0)  # any size is fine: islice stops at the end
         bids = [(p, self._level_qty(self._bids[p])) for p in self._prices(Side.BUY, n)]
         asks = [(p, self._level_qty(self._asks[p])) for p in self._prices(Side.SELL, n)]
         return bids, asks
@@ -258,9 +258,7 @@ class OrderBook:
 
     def apply_batch(self, commands: Any) -> array[int]:
         """Run a batch of commands (docs/engine.md) and return their events as one array."""
-        rows = commands if isinstance(commands, (list, tuple)) else _int64_view(commands)
-        if len(rows) % CMD_WIDTH:
-            raise ValueError(f"batch length {len(rows)} is not a multiple of {CMD_WIDTH}")
+        rows = as_int64_rows(commands)
         out: array[int] = array("q")
         for i in range(len(rows) // CMD_WIDTH):
             command, order_id, side, price, qty, tif, post_only, stp, account = (
@@ -429,11 +427,6 @@ def _byteswapped(words: array[int]) -> bytes:  # pragma: no cover (big-endian ho
     copy = array("q", words)
     copy.byteswap()
     return copy.tobytes()
-
-
-def _int64_view(buffer: Any) -> memoryview:
-    view = memoryview(buffer)
-    return view if view.format == "q" else view.cast("B").cast("q")
 
 
 def _fail(message: str) -> None:

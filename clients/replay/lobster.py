@@ -404,8 +404,9 @@ class _Replayer:
         kind = msg.type
         if kind == 1:
             events = self.place(msg.order_id, msg.direction, msg.price, msg.size)
-            self.placed_at[msg.order_id] = i
-            if events[0].kind != EventKind.ACCEPTED:
+            if events[0].kind == EventKind.ACCEPTED:
+                self.placed_at[msg.order_id] = i
+            else:
                 self.report.defects[f"add rejected: {events[0].reason.name}"] += 1
         elif kind in (2, 3):
             self._apply_cancel(msg)
@@ -467,38 +468,50 @@ class _Replayer:
 
     # -- the check ---------------------------------------------------------------------------
 
-    def compare(self, before: BookRow, after: BookRow, met_data_limit: bool) -> None:
+    def compare(self, before: BookRow, after: BookRow, msg: Message,
+                met_data_limit: bool) -> None:
         report = self.report
         report.rows_compared += 1
         bids, asks = self.book.depth(self.levels)
         if tuple(bids) == after.bids and tuple(asks) == after.asks:
             report.rows_equal += 1
-        elif _explained_by_window(bids, after.bids, before.bids) and _explained_by_window(
-                asks, after.asks, before.asks):
+            return
+        sides = ((bids, after.bids, before.bids, Side.BUY), (asks, after.asks, before.asks,
+                                                              Side.SELL))
+        if all(_differences(have, want, before_side) == [] for have, want, before_side, _ in
+               sides):
             report.rows_beyond_window += 1
-        elif met_data_limit:
+        elif met_data_limit and all(
+                all(side == msg.direction and msg.price in prices for prices in
+                    _differences(have, want, before_side))
+                for have, want, before_side, side in sides):
+            # every difference involves the level the message touched, and the message met
+            # an order whose level had been hidden
             report.rows_after_data_limit += 1
         else:
             report.rows_unexplained += 1
 
 
-def _explained_by_window(have: list[tuple[int, int]], want: tuple[tuple[int, int], ...],
-                         before: tuple[tuple[int, int], ...]) -> bool:
-    """True if every level where book and file differ was outside the previous row's window.
+def _differences(have: list[tuple[int, int]], want: tuple[tuple[int, int], ...],
+                 before: tuple[tuple[int, int], ...]) -> list[list[int]]:
+    """The prices (book's, file's) at each position where book and file differ, except
+    positions the file never showed.
 
-    Such a level entered the visible window from beyond depth L with a size the file had
-    never shown, so the replay could not know it.
+    A difference is excused (left out) only when neither the book's level nor the file's
+    level at that position was visible in the previous row: such a level entered the window
+    from beyond depth L with a size the file had never shown.
     """
     seen = {price for price, _ in before}
+    out = []
     for i in range(max(len(have), len(want))):
         h = have[i] if i < len(have) else None
         w = want[i] if i < len(want) else None
         if h == w:
             continue
-        price = w[0] if w is not None else h[0]  # type: ignore[index]
-        if price in seen:
-            return False
-    return True
+        shown = [lv[0] for lv in (h, w) if lv is not None]
+        if any(price in seen for price in shown):
+            out.append(shown)
+    return out
 
 
 def _undo(row: BookRow, msg: Message, levels: int) -> BookRow:
@@ -538,7 +551,7 @@ def replay(
         replayer.align(previous)
         limits = sum(report.data_limits.values())
         replayer.apply(i, msg)
-        replayer.compare(previous, row, sum(report.data_limits.values()) > limits)
+        replayer.compare(previous, row, msg, sum(report.data_limits.values()) > limits)
         replayer.record_window(row)
         previous = row
         if progress is not None and i % 1000 == 0:

@@ -35,6 +35,7 @@ import pytest
 
 from engine import book_class
 from engine.codes import EventKind, RejectReason, SelfTradePrevention, Side, TimeInForce
+from engine.errors import InvariantViolation
 from engine.events import EVENT_WIDTH, encode_amend, encode_cancel, encode_place
 
 
@@ -258,8 +259,11 @@ def test_seeded_long_run_compiled_matches_reference() -> None:
         if ref_events != comp_events:
             pytest.fail(f"seed {seed}, command {i} {cmd}:\n  reference {ref_events}\n"
                         f"  compiled  {comp_events}")
-        ref.check_invariants()
-        comp.check_invariants()
+        try:
+            ref.check_invariants()
+            comp.check_invariants()
+        except InvariantViolation as exc:
+            pytest.fail(f"seed {seed}, after command {i} {cmd}: {exc!r}")
         for e in ref_events:
             t = e.as_tuple()
             events.append((i, *t))
@@ -290,11 +294,11 @@ def test_seeded_long_run_compiled_matches_reference() -> None:
                 acc.append((out[j] + start, *out[j + 1 : j + EVENT_WIDTH]))
     for name, acc in zip(("reference", "compiled"), batch_events):
         if acc != events:
-            k = next(k for k, (a, b) in enumerate(zip(acc, events)) if a != b) \
-                if any(a != b for a, b in zip(acc, events)) else min(len(acc), len(events))
-            pytest.fail(f"seed {seed}: {name} batch events differ from per-call events at "
-                        f"event {k}: {acc[k:k + 3]} vs {events[k:k + 3]}")
-        assert len(acc) == len(events)
+            k = next((k for k, (a, b) in enumerate(zip(acc, events)) if a != b),
+                     min(len(acc), len(events)))
+            pytest.fail(f"seed {seed}: {name} apply_batch events differ from the per-call "
+                        f"events at event {k} (command, kind, id, price, qty, maker, "
+                        f"remaining, reason): batch {acc[k:k + 3]}, per call {events[k:k + 3]}")
     for book in batch_books:
         book.check_invariants()
         assert book.state_hash() == final_hash

@@ -87,17 +87,16 @@ def test_codes_bounds_have_their_published_values():
     # Arrange / Act
     bounds = (codes.MAX_ORDER_ID, codes.MAX_PRICE, codes.MAX_QTY, codes.MAX_ACCOUNT)
     # Assert
-    assert bounds == (2**62, 2**40, 2**40, 2**62)
+    assert bounds == (2**62, 2**40, 2**31, 2**62)
 
 
 def test_codes_max_qty_level_sums_fit_in_int64():
-    # Arrange: the module docstring promises 2**23 orders of MAX_QTY before a level overflows
-    orders = 2**23
+    # Arrange: the most orders a book can hold, every one of the largest size, at one level
+    orders = codes.MAX_ORDERS
     # Act
-    total = (orders - 1) * codes.MAX_QTY
-    # Assert
+    total = orders * codes.MAX_QTY
+    # Assert: a level total (and any sum of fillable size) cannot overflow int64
     assert total < 2**63
-    assert orders * codes.MAX_QTY >= 2**63
 
 
 def test_reject_reason_validation_codes_are_in_1xxx_range():
