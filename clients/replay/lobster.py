@@ -23,19 +23,21 @@ previous row, inside the window that row shows (its L levels per side):
 
 * missing size at a shown level becomes one **synthetic order** (reserved id range, its own
   account) at the tail of that level;
-* size beyond what the row shows is **stale**: synthetic size is removed first, then known
-  orders from the tail of the queue (which orders really left is unknowable);
+* size beyond what the row shows is **stale**: synthetic size is removed first, then
+  *uncertain* orders (those whose price has left the window since they were placed), then
+  the rest, each from the tail of the queue (which orders really left is unknowable);
 * levels the row proves empty (better than its best, or between two shown levels) are cleared.
 
 When a message names an order the book does not hold, the order is carved out of the
-synthetic liquidity at its price: for an execution it becomes the head of its queue (the file
-says it was matched first), for a cancel the synthetic order shrinks.
+uncertain size at its price: for an execution it becomes the head of its queue (the file
+says it was matched first), for a cancel the uncertain orders shrink. When an execution
+names a known order with uncertain orders ahead of it, those move behind it; a *certain*
+order ahead of it is a defect.
 
 Checks. After every message the book's top L levels are compared with the file's row (the
-*transition* check: alignment only ever uses the *previous* row). A level that enters the
-window from beyond depth L has a size the file never showed, so such rows are counted apart
-("entered from beyond the window", a data limit) from rows that differ for no such reason
-(defects). Every execution reports whether its first fill hit the named order.
+*transition* check: alignment only ever uses the *previous* row). Differences are sorted into
+"a level entered from beyond the window" and "after a message on a hidden level" (data limits
+of the file) and unexplained rows (defects); docs/replay.md gives the rules and the figures.
 """
 
 from __future__ import annotations
@@ -381,14 +383,14 @@ class _Replayer:
         self._take(pool, msg.size)
         self.placed_at[msg.order_id] = self.now
         if to_head:  # the file says the named order was matched first: it heads the queue
-            self._requeue_behind(side, msg.price, msg.order_id, msg.size)
+            self._move_to_head(side, msg.price, msg.order_id, msg.size)
         else:
             self.place(msg.order_id, side, msg.price, msg.size)
         return True
 
-    def _requeue_behind(self, side: Side, price: int, oid: int, qty: int | None) -> None:
-        """Put ``oid`` at the head of its level (placing it with ``qty`` if given), keeping
-        the relative order of everything else there."""
+    def _move_to_head(self, side: Side, price: int, oid: int, qty: int | None) -> None:
+        """Put ``oid`` at the head of its level (placing it with ``qty`` if given); everything
+        else there keeps its relative order behind it."""
         rest = [o for o in self.book.orders_at(side, price) if o.order_id != oid]
         for o in rest:
             self.cancel(o.order_id)
@@ -444,15 +446,15 @@ class _Replayer:
             report.executions_named_known += 1
             if resting.qty < msg.size:
                 self._note(resting, "execution larger than the open size")
-            ahead = [o for o in self.book.orders_at(resting.side, resting.price)]
-            ahead = ahead[: [o.order_id for o in ahead].index(msg.order_id)]
+            queue = self.book.orders_at(resting.side, resting.price)
+            ahead = queue[: [o.order_id for o in queue].index(msg.order_id)]
             if ahead:
                 report.executions_requeued += 1
                 if all(self._uncertain(o) for o in ahead):
                     report.data_limits["hidden-level orders requeued behind the named one"] += 1
                 else:
                     report.defects["a certain order stood ahead of the named one"] += 1
-                self._requeue_behind(resting.side, resting.price, msg.order_id, None)
+                self._move_to_head(resting.side, resting.price, msg.order_id, None)
         elif self._carve(msg, to_head=True):
             report.executions_named_carved += 1
         else:
