@@ -119,6 +119,26 @@ class RejectReason(IntEnum):
     INVALID_POST_ONLY = 1008  # post-only needs a GTC limit order
     EMPTY_AMEND = 1009  # an amend that names neither a price nor a size
     INVALID_COMMAND = 1010  # an unknown command code in a batch
+    # 11xx: validation of venue commands (owned by ``risk``)
+    UNKNOWN_MARKET = 1101
+    INVALID_AMOUNT = 1102  # a deposit or withdrawal that is not a positive integer
+    INVALID_LEVERAGE = 1103
+    INVALID_MARGIN_MODE = 1104
+    INVALID_TIMESTAMP = 1105  # time that goes backwards
+    INVALID_TRIGGER = 1106  # a conditional order's trigger price or kind
+    INVALID_CLIENT_ORDER_ID = 1107
+    INVALID_STATUS = 1108  # an unknown trading status
+
+    # 2xxx: pre-trade risk (owned by ``risk``)
+    INSUFFICIENT_MARGIN = 2001
+    REDUCE_ONLY_WOULD_INCREASE = 2002
+    PRICE_OUTSIDE_BAND = 2003  # limit price too far from the mark
+    ORDER_TOO_LARGE = 2004
+    OPEN_INTEREST_CAP = 2005
+    MARKET_HALTED = 2006
+    PRICE_LIMIT = 2007  # outside the daily price limit (KRX-style) of the market
+    NO_MARK_PRICE = 2008  # the market has no index yet, so nothing can be priced
+    LEVERAGE_ABOVE_TIER = 2009  # the position's notional tier allows less leverage
 
     # 3xxx: matching
     UNKNOWN_ORDER = 3001
@@ -126,3 +146,11 @@ class RejectReason(IntEnum):
     POST_ONLY_WOULD_CROSS = 3003
     FOK_NOT_FILLABLE = 3004
     SELF_TRADE_PREVENTED = 3005
+
+    # 4xxx: account management (owned by ``risk``)
+    INSUFFICIENT_BALANCE = 4001  # a withdrawal larger than what is withdrawable
+    UNKNOWN_ACCOUNT = 4002
+    POSITION_OPEN = 4003  # margin mode or isolated leverage cannot change with a position
+    OPEN_ORDERS_EXIST = 4004  # margin mode cannot change with open orders
+    DUPLICATE_CLIENT_ORDER_ID = 4005
+    TOO_MANY_OPEN_ORDERS = 4006

@@ -1,0 +1,18 @@
+"""Gaemi's clearinghouse: markets, accounts, margin, prices, funding, liquidations and the
+sequenced ``Venue`` that owns the books (DESIGN.md §5, docs/architecture.md)."""
+
+from risk import commands
+from risk.commands import (
+    AdvanceTime, AmendOrder, CancelAll, CancelOrder, Deposit, PlaceConditional, PlaceOrder,
+    SetIndexPrice, SetLeverage, SetMarginMode, SetTradingStatus, Withdraw,
+)
+from risk.markets import PPB, PRESETS, UNIT, MarginTier, MarketSpec, preset, usd
+from risk.venue import Venue
+
+
+__all__ = [
+    "PPB", "PRESETS", "UNIT", "AdvanceTime", "AmendOrder", "CancelAll", "CancelOrder",
+    "Deposit", "MarginTier", "MarketSpec", "PlaceConditional", "PlaceOrder", "SetIndexPrice",
+    "SetLeverage", "SetMarginMode", "SetTradingStatus", "Venue", "Withdraw", "commands",
+    "preset", "usd",
+]
