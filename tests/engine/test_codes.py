@@ -128,7 +128,10 @@ def test_reject_reason_validation_codes_are_in_1xxx_range():
         RejectReason.INVALID_ORDER_ID, RejectReason.INVALID_SIDE, RejectReason.INVALID_PRICE,
         RejectReason.INVALID_QTY, RejectReason.INVALID_TIME_IN_FORCE, RejectReason.INVALID_STP,
         RejectReason.INVALID_ACCOUNT, RejectReason.INVALID_POST_ONLY, RejectReason.EMPTY_AMEND,
-        RejectReason.INVALID_COMMAND,
+        RejectReason.INVALID_COMMAND, RejectReason.UNKNOWN_MARKET, RejectReason.INVALID_AMOUNT,
+        RejectReason.INVALID_LEVERAGE, RejectReason.INVALID_MARGIN_MODE,
+        RejectReason.INVALID_TIMESTAMP, RejectReason.INVALID_TRIGGER,
+        RejectReason.INVALID_CLIENT_ORDER_ID, RejectReason.INVALID_STATUS,
     }
     # Act
     in_range = {r for r in RejectReason if 1000 <= r <= 1999}
