@@ -15,7 +15,7 @@ fills moved the mark into the next account gives that account generation 2, and 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 
 __all__ = [
@@ -27,8 +27,9 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Cause:
+class Cause(NamedTuple):
+    """What moved the mark (or the balance) behind a liquidation."""
+
     kind: str  # "index" | "fill" | "time" | "funding" | "account"
     seq: int  # the command (journal sequence number) that carried it
     trade_id: int | None = None  # the fill that moved the mark, for kind "fill"

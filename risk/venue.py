@@ -109,7 +109,10 @@ EMA_SCALE = 1_000_000  # EMAs of prices keep six decimal places of a tick
 KEY_SLACK = 2  # ticks by which a liquidation key is widened (see the module docstring)
 _NO_LONG_KEY = -1  # a long that no positive price can liquidate
 _CLIENT_ID_MAX = 36
-_STP = SelfTradePrevention.CANCEL_RESTING  # an account's own resting order leaves, not the taker
+_BUY, _SELL = int(Side.BUY), int(Side.SELL)  # plain ints: cheaper to compare than the enum
+_STP = SelfTradePrevention.CANCEL_RESTING
+_SIDE_TYPES = (int, Side)
+_TIF_TYPES = (int, TimeInForce)  # an account's own resting order leaves, not the taker
 
 _CANCEL_REASON = {
     R.SELF_TRADE_PREVENTED: "self_trade",
@@ -127,7 +130,7 @@ def _toward_zero(a: int, b: int) -> int:
 
 
 def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, int) and value.__class__ is not bool
 
 
 class _Order:
@@ -162,7 +165,7 @@ class _Conditional:
         self.reduce_only = command.reduce_only
         self.client_order_id = command.client_order_id
         # a sell stop and a buy take-profit fire when the mark falls to the trigger
-        self.fires_below = (command.kind == "stop") == (command.side == Side.SELL)
+        self.fires_below = (command.kind == "stop") == (command.side == _SELL)
 
 
 class _Slot:
@@ -186,7 +189,7 @@ class _Slot:
 
 class _Account:
     __slots__ = ("account_id", "wallet", "slots", "client_ids", "conditionals", "version",
-                 "last_symbol")
+                 "keyed", "last_symbol")
 
     def __init__(self, account_id: int) -> None:
         self.account_id = account_id
@@ -194,7 +197,8 @@ class _Account:
         self.slots: dict[str, _Slot] = {}
         self.client_ids: dict[str, int] = {}
         self.conditionals: dict[int, _Conditional] = {}
-        self.version = 0
+        self.version = 0  # bumped by every change of money or position
+        self.keyed = 0  # the version its liquidation keys were computed at
         self.last_symbol: str | None = None
 
 
@@ -232,7 +236,11 @@ class _Market:
         self.next_funding = _next_multiple(start_ts, spec.funding_interval_ns)
         self.funding_rate = 0
         self.last_funding_rate = 0
+        self.leverage_brackets = [(t.max_notional if t.max_notional is not None else 2**126,
+                                   t.max_leverage) for t in spec.tiers]
+        self.unlimited = spec.daily_limit_ppb is None
         self.cause = Cause("index", 0)
+        self.sweep = False  # a key or the mark changed since the last sweep
         self.last_liq: tuple[int, int, int] | None = None  # (ts, liquidation id, generation)
 
 
@@ -448,9 +456,20 @@ class Venue:
         worst = max(abs(s + slot.buy_qty), abs(s - slot.sell_qty))
         if not include_position:
             worst = max(worst - abs(s), 0)
-        im = m.spec.initial(worst * mark * mult, slot.leverage) if worst else 0
-        im += max(0, slot.buy_value - slot.buy_qty * mark) * mult
-        im += max(0, slot.sell_qty * mark - slot.sell_value) * mult
+        im = 0
+        if worst:
+            notional = worst * mark * mult
+            leverage = slot.leverage
+            for bound, tier_leverage in m.leverage_brackets:
+                if notional <= bound:
+                    if tier_leverage < leverage:
+                        leverage = tier_leverage
+                    break
+            im = -(-notional // leverage)  # MarketSpec.initial, inlined: the hot path
+        if slot.buy_value > slot.buy_qty * mark:
+            im += (slot.buy_value - slot.buy_qty * mark) * mult
+        if slot.sell_value < slot.sell_qty * mark:
+            im += (slot.sell_qty * mark - slot.sell_value) * mult
         return im
 
     def _cross(self, acct: _Account) -> tuple[int, int, int]:
@@ -510,25 +529,29 @@ class Venue:
             return self._reject(cmd, reason, account_id=acct.account_id, symbol=m.symbol,
                                 client_order_id=_cid(cmd.client_order_id))
         self._place_checked(acct, m, None, cmd.side, cmd.price, cmd.qty, cmd.tif, cmd.post_only,
-                            cmd.reduce_only, cmd.client_order_id, Cause("fill", self._cur_seq),
-                            cmd)
+                            cmd.reduce_only, cmd.client_order_id, None, cmd)
         self._stabilise(m.cause)
 
     def _validate_order(self, acct: _Account, m: _Market, side: object, price: object,
                         qty: object, tif: object, post_only: object, reduce_only: object,
                         cid: object) -> R:
-        """Structural checks (1xxx, 4xxx) of an order; NONE when it may go on to risk."""
+        """Structural checks (1xxx, 4xxx) of an order; NONE when it may go on to risk.
+
+        Numbers must be plain ints (or the codes' IntEnums): never bools, floats or text."""
         spec = m.spec
-        if side not in (Side.BUY, Side.SELL) or not _is_int(side):
+        if side.__class__ not in _SIDE_TYPES or (side != 1 and side != -1):
             return R.INVALID_SIDE
-        if price is not None and (not _is_int(price) or not 0 < price <= spec.max_price):
+        if price is not None and (price.__class__ is not int
+                                  or not 0 < price <= spec.max_price):  # type: ignore[operator]
             return R.INVALID_PRICE
-        if not _is_int(qty) or qty <= 0:
+        if qty.__class__ is not int or qty <= 0:  # type: ignore[operator]
             return R.INVALID_QTY
-        if tif not in (TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK) or not _is_int(tif):
+        if tif.__class__ not in _TIF_TYPES or not 1 <= tif <= 3:  # type: ignore[operator]
             return R.INVALID_TIME_IN_FORCE
-        if not isinstance(post_only, bool) or not isinstance(reduce_only, bool):
-            return R.INVALID_POST_ONLY if not isinstance(post_only, bool) else R.INVALID_COMMAND
+        if post_only.__class__ is not bool:
+            return R.INVALID_POST_ONLY
+        if reduce_only.__class__ is not bool:
+            return R.INVALID_COMMAND
         if post_only and (price is None or tif != TimeInForce.GTC):
             return R.INVALID_POST_ONLY
         if cid is not None:
@@ -559,20 +582,20 @@ class Venue:
         lo, hi = self._limit_band(m)
         if price is None:  # market-order protection: a limit at mark +/- the protection band
             off = mark * spec.market_protection_ppb // PPB
-            limit = mark + off if side == Side.BUY else max(1, mark - off)
+            limit = mark + off if side == _BUY else max(1, mark - off)
             limit = min(max(limit, lo), hi)
         else:
             limit = price
             band = mark * spec.price_band_ppb // PPB
-            if (side == Side.BUY and price > mark + band) or \
-                    (side == Side.SELL and price < mark - band):
+            if (side == _BUY and price > mark + band) or \
+                    (side == _SELL and price < mark - band):
                 return R.PRICE_OUTSIDE_BAND, 0, qty
             if not lo <= price <= hi:
                 return R.PRICE_LIMIT, 0, qty
         slot = self._slot(acct, m.symbol)
         s = slot.size
         if reduce_only:
-            if s == 0 or (s > 0) == (side == Side.BUY):
+            if s == 0 or (s > 0) == (side == _BUY):
                 return R.REDUCE_ONLY_WOULD_INCREASE, limit, qty
             resting = sum(o.qty for o in slot.orders.values() if o.reduce_only
                           and o is not replaces)
@@ -583,18 +606,21 @@ class Venue:
         if replaces is not None and not replaces.reduce_only:
             _add_order_value(slot, replaces.side, replaces.qty, replaces.price, -1)
         try:
-            after = max(abs(s + slot.buy_qty + (qty if side == Side.BUY else 0)),
-                        abs(s - slot.sell_qty - (qty if side == Side.SELL else 0)))
+            after = max(abs(s + slot.buy_qty + (qty if side == _BUY else 0)),
+                        abs(s - slot.sell_qty - (qty if side == _SELL else 0)))
             growth = after - max(abs(s + slot.buy_qty), abs(s - slot.sell_qty), abs(s))
             if growth > 0 and m.long_oi + growth > spec.open_interest_cap:
                 return R.OPEN_INTEREST_CAP, limit, qty
-            free = self._isolated_free if slot.isolated else self._available
-            before = free(acct)
+            # only this slot's order margin changes: an order that adds none always passes
+            with_position = not slot.isolated
+            im_before = self._order_im(m, slot, with_position)
             _add_order_value(slot, side, qty, limit, 1)
-            after_free = free(acct)
+            im_after = self._order_im(m, slot, with_position)
             _add_order_value(slot, side, qty, limit, -1)
-            if after_free < 0 and after_free < before:
-                return R.INSUFFICIENT_MARGIN, limit, qty
+            if im_after > im_before:
+                free = self._isolated_free(acct) if slot.isolated else self._available(acct)
+                if free < im_after - im_before:
+                    return R.INSUFFICIENT_MARGIN, limit, qty
             return R.NONE, limit, qty
         finally:
             if replaces is not None and not replaces.reduce_only:
@@ -608,7 +634,7 @@ class Venue:
     def _limit_band(self, m: _Market) -> tuple[int, int]:
         """The daily price limit band (KRX-style), or the whole price range."""
         spec = m.spec
-        if spec.daily_limit_ppb is None or m.prev_close is None:
+        if m.unlimited or m.prev_close is None:
             return 1, spec.max_price
         pc = m.prev_close
         return (max(1, _ceil_div(pc * (PPB - spec.daily_limit_ppb), PPB)),
@@ -616,16 +642,18 @@ class Venue:
 
     def _place_checked(self, acct: _Account, m: _Market, order_id: int | None, side: int,
                        price: int | None, qty: int, tif: int, post_only: bool,
-                       reduce_only: bool, cid: str | None, parent: Cause, cmd: Any) -> bool:
-        """Risk-check and execute an order whose fields passed validation. False: rejected."""
+                       reduce_only: bool, cid: str | None, parent: Cause | None,
+                       cmd: Any) -> bool:
+        """Risk-check and execute an order whose fields passed validation. False: rejected.
+
+        ``parent``: the cause a triggered order inherits (None for a trader's own order)."""
         reason, limit, qty = self._risk_check(acct, m, side, price, qty, reduce_only)
         if reason:
             self._reject(cmd, reason, account_id=acct.account_id, symbol=m.symbol,
                          order_id=order_id, client_order_id=cid)
             return False
-        if post_only and (m.book.best_ask() if side == Side.BUY else m.book.best_bid()) \
-                is not None and (limit >= m.book.best_ask() if side == Side.BUY
-                                 else limit <= m.book.best_bid()):
+        touch = (m.book.best_ask() if side == _BUY else m.book.best_bid()) if post_only else None
+        if touch is not None and (limit >= touch if side == _BUY else limit <= touch):
             self._reject(cmd, R.POST_ONLY_WOULD_CROSS, account_id=acct.account_id,
                          symbol=m.symbol, order_id=order_id, client_order_id=cid)
             return False
@@ -642,7 +670,7 @@ class Venue:
 
     def _execute(self, acct: _Account, m: _Market, order_id: int, side: int, limit: int,
                  qty: int, tif: int, post_only: bool, reduce_only: bool, cid: str | None,
-                 parent: Cause, liq_id: int | None, bankruptcy: int) -> tuple[int, int]:
+                 parent: Cause | None, liq_id: int | None, bankruptcy: int) -> tuple[int, int]:
         """Send one order to the book and settle what happens. Returns (lots filled, value
         filled in ticks x lots)."""
         book_events = m.book.place(order_id, side, limit, qty, tif=tif, post_only=post_only,
@@ -656,7 +684,7 @@ class Venue:
         return filled, value
 
     def _consume(self, acct: _Account, m: _Market, order_id: int, side: int,
-                 book_events: list[Any], parent: Cause, liq_id: int | None,
+                 book_events: list[Any], parent: Cause | None, liq_id: int | None,
                  bankruptcy: int) -> tuple[int, int, bool]:
         """Settle what the book did with a taker order: fills, expiry, self-trade cancels.
         Returns (lots filled, value filled in ticks x lots, whether the rest rests)."""
@@ -695,8 +723,8 @@ class Venue:
                 raise InvariantViolation(f"unexpected book event {e!r}")
         if last_trade is not None:
             self._dirty.add(m.symbol)
-            m.cause = Cause("fill", self._cur_seq, last_trade, parent.liquidation_id,
-                            parent.generation)
+            m.cause = Cause("fill", self._cur_seq, last_trade) if parent is None else \
+                Cause("fill", self._cur_seq, last_trade, parent.liquidation_id, parent.generation)
         return filled, value, rests
 
     def _remember_order(self, acct: _Account, order: _Order) -> None:
@@ -827,8 +855,8 @@ class Venue:
                                          new_qty, "user"))
         order.price, order.qty = new_price, new_qty
         # a re-queued order may trade first: settle it like a new taker
-        filled, _, _ = self._consume(acct, m, order.order_id, order.side, result[1:],
-                                     Cause("fill", self._cur_seq), None, 0)
+        filled, _, _ = self._consume(acct, m, order.order_id, order.side, result[1:], None,
+                                     None, 0)
         if filled < new_qty:
             order.qty = new_qty - filled
             self._remember_order(acct, order)
@@ -985,6 +1013,9 @@ class Venue:
 
     def _stabilise(self, cause: Cause) -> None:
         """Bring the venue to rest: reprice, fire triggers, liquidate until nothing is due."""
+        markets = self._markets.values()
+        if not self._touched and not self._dirty and not any(m.sweep for m in markets):
+            return
         pending: OrderedDict[tuple[int, str], Cause] = OrderedDict()
         clean: dict[tuple[int, str], tuple[int, int]] = {}
         while True:
@@ -995,6 +1026,9 @@ class Venue:
                 self._reprice(self._markets[symbol])
                 self._flush_touched()
             for symbol, m in self._markets.items():
+                if not m.sweep:
+                    continue
+                m.sweep = False
                 if m.status != "open" or m.mark is None:
                     continue
                 for aid in self._candidates(m):
@@ -1023,10 +1057,14 @@ class Venue:
         return self._accounts[aid] if aid > 0 else self._funds[aid].fund
 
     def _flush_touched(self) -> None:
-        """Re-key, trim reduce-only orders and settle deficits of the accounts that changed."""
+        """Re-key, trim reduce-only orders and settle deficits of the accounts whose money or
+        positions changed."""
         while self._touched:
             aid = self._touched.pop()
             acct = self._account_or_fund(aid)
+            if acct.version == acct.keyed:
+                continue
+            acct.keyed = acct.version
             if aid > 0:
                 self._trim_reduce_only(acct)
                 self._settle_deficits(acct)
@@ -1043,7 +1081,7 @@ class Venue:
             m = self._markets[symbol]
             room = abs(slot.size)
             for order in ro:  # oldest first keeps its size
-                wrong_way = slot.size == 0 or (slot.size > 0) == (order.side == Side.BUY)
+                wrong_way = slot.size == 0 or (slot.size > 0) == (order.side == _BUY)
                 if wrong_way or room <= 0:
                     self._cancel_resting(acct, m, order, "reduce_only")
                 elif order.qty > room:
@@ -1099,6 +1137,7 @@ class Venue:
             new = (slot.size > 0, self._liq_key(acct, m, slot))
         if old == new:
             return
+        m.sweep = True
         if old is not None:
             (m.liq_long if old[0] else m.liq_short).remove((old[1], aid))
             del m.liq_key[aid]
@@ -1124,28 +1163,24 @@ class Venue:
         s = slot.size
         a = abs(s)
         spec = m.spec
-        # equity(P) - MM(P) = k + s*P*mult - (a*P*mult*mmr/1e9 - cum) is monotone in P; find
-        # its root bracket by bracket (the tier depends on the notional a*P*mult)
+        # equity(P) - MM(P) = k + s*P*mult - (a*P*mult*mmr/1e9 - cum) is monotone in P; its
+        # root is num/den in the tier whose bracket holds the root's notional a*num*mult/den
         lower = 0
         for tier, cum in zip(spec.tiers, spec.cums):
-            upper = tier.max_notional
             if s > 0:
                 num, den = (-k - cum) * PPB, a * mult * (PPB - tier.mmr_ppb)
             else:
                 num, den = (k + cum) * PPB, a * mult * (PPB + tier.mmr_ppb)
-            root = Fraction(num, den)
-            notional = root * a * mult
-            if (notional <= lower and lower == 0) or (lower < notional and
-                                                      (upper is None or notional <= upper)):
-                break
-            if upper is not None:
-                lower = upper
-        else:  # pragma: no cover - the last tier is unbounded
-            raise InvariantViolation("no tier holds the liquidation price")
+            scaled = num * a * mult  # notional of the root, times den
+            upper = tier.max_notional
+            if upper is None or scaled <= upper * den:
+                if lower == 0 or scaled > lower * den:
+                    break
+            lower = upper or 0
         if s > 0:  # liquidatable below the root; never, if the root is not positive
-            return _NO_LONG_KEY if root <= 0 else int(root) + KEY_SLACK
+            return _NO_LONG_KEY if num <= 0 else num // den + KEY_SLACK
         # a short is liquidatable above the root; at every price, if it is not positive
-        return 0 if root <= 0 else -(-root.numerator // root.denominator) - KEY_SLACK
+        return 0 if num <= 0 else -(-num // den) - KEY_SLACK
 
     def _candidates(self, m: _Market) -> list[int]:
         mark = m.mark
@@ -1196,7 +1231,7 @@ class Venue:
         spec = m.spec
         slot = acct.slots[m.symbol]
         size = abs(slot.size)
-        close_side = Side.SELL if slot.size > 0 else Side.BUY
+        close_side = _SELL if slot.size > 0 else _BUY
         mark = m.mark
         if size * mark * m.mult > spec.partial_liquidation_notional:
             qty = min(size, max(1, _ceil_div(size * spec.partial_liquidation_ppb, PPB)))
@@ -1231,7 +1266,7 @@ class Venue:
                 self._auto_deleverage(acct, m, close_side, rest, bankruptcy, liq_id)
                 adl_qty = rest
         value += (insurance_qty + adl_qty) * bankruptcy
-        avg = value // qty if close_side == Side.SELL else _ceil_div(value, qty)
+        avg = value // qty if close_side == _SELL else _ceil_div(value, qty)
         self._events.append(Liquidation(liq_id, acct.account_id, m.symbol, int(close_side), qty,
                                         avg, mark, bankruptcy, filled, insurance_qty, adl_qty,
                                         fee, generation, cause))
@@ -1293,7 +1328,7 @@ class Venue:
         """The insurance fund cannot carry its inventory: deleverage it at the mark."""
         fund = m.fund
         slot = fund.slots[m.symbol]
-        close_side = Side.SELL if slot.size > 0 else Side.BUY
+        close_side = _SELL if slot.size > 0 else _BUY
         qty = abs(slot.size)
         liq_id = self._next_liq_id
         self._next_liq_id += 1
@@ -1327,6 +1362,7 @@ class Venue:
         if cmd.status not in ("open", "halted"):
             return self._reject(cmd, R.INVALID_STATUS, symbol=m.symbol)
         m.status = cmd.status
+        m.sweep = True
         self._events.append(TradingStatusChanged(m.symbol, m.status, m.session_open))
         self._dirty.add(m.symbol)
         self._stabilise(m.cause)
@@ -1340,8 +1376,10 @@ class Venue:
             self._mark_epoch += 1
             self._events.append(MarkUpdated(m.symbol, self.time, m.index, mark,
                                             self._estimate_rate(m), m.next_funding, m.long_oi))
-            if m.liq_key.keys() != m.holders.keys():  # the first mark: key every position
+            m.sweep = True
+            if len(m.liq_key) != len(m.holders):  # the first mark: key every position
                 for aid in m.holders:
+                    self._account_or_fund(aid).version += 1
                     self._touched.add(aid)
             for aid in self._multi:  # their other markets' keys depend on this mark
                 if aid in m.holders:
@@ -1681,9 +1719,9 @@ class Venue:
                     raise InvariantViolation(f"{symbol}: order {oid} differs from the book")
         for acct in self._accounts.values():
             for symbol, slot in acct.slots.items():
-                buys = [o for o in slot.orders.values() if o.side == Side.BUY and not o.reduce_only]
+                buys = [o for o in slot.orders.values() if o.side == _BUY and not o.reduce_only]
                 sells = [o for o in slot.orders.values()
-                         if o.side == Side.SELL and not o.reduce_only]
+                         if o.side == _SELL and not o.reduce_only]
                 if (slot.buy_qty, slot.buy_value, slot.sell_qty, slot.sell_value) != (
                         sum(o.qty for o in buys), sum(o.qty * o.price for o in buys),
                         sum(o.qty for o in sells), sum(o.qty * o.price for o in sells)):
@@ -1741,7 +1779,7 @@ def _ema(prev: int | None, sample: int, tau_s: int, count: int) -> int:
 
 
 def _add_order_value(slot: _Slot, side: int, qty: int, price: int, sign: int) -> None:
-    if side == Side.BUY:
+    if side == _BUY:
         slot.buy_qty += sign * qty
         slot.buy_value += sign * qty * price
     else:
