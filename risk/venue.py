@@ -1459,6 +1459,12 @@ class Venue:
             return self._reject(cmd, R.INVALID_TIMESTAMP)
         target = cmd.ts_ns
         for m in self._markets.values():
+            # a mark moved by the passage of time moved because of the book: attribute it to
+            # the latest liquidation whose fills are still inside the basis window, if any
+            recent = m.last_liq is not None and \
+                target - m.last_liq[0] <= m.spec.basis_window_s * NS_PER_SECOND
+            m.cause = Cause("time", self._cur_seq, None, m.last_liq[1], m.last_liq[2]) \
+                if recent else Cause("time", self._cur_seq)
             self._advance_market(m, target)
         self.time = target
         for m in self._markets.values():

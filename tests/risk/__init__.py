@@ -1,0 +1,1 @@
+"""Tests of the clearinghouse (risk/): money conservation, rounding and the journal."""
