@@ -128,6 +128,7 @@ class RejectReason(IntEnum):
     INVALID_TRIGGER = 1106  # a conditional order's trigger price or kind
     INVALID_CLIENT_ORDER_ID = 1107
     INVALID_STATUS = 1108  # an unknown trading status
+    INVALID_REDUCE_ONLY = 1109  # reduce_only that is not a bool
 
     # 2xxx: pre-trade risk (owned by ``risk``)
     INSUFFICIENT_MARGIN = 2001

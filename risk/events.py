@@ -6,7 +6,8 @@ rates in parts per billion per funding interval, time in nanoseconds.
 
 Liquidation provenance: a ``Cause`` names what moved the mark (or the balance) that made an
 account liquidatable: an index update, a fill, the passage of time (mark samples, session
-change), a funding payment, or an account's own command. ``liquidation_id`` and
+change), a funding payment, or a liquidation that moved positions without a fill (a
+takeover or ADL). ``liquidation_id`` and
 ``generation`` of a cause name the liquidation behind it, if any: a liquidation's generation
 is its cause's generation + 1, so a direct shock gives generation 1 and a liquidation whose
 fills moved the mark into the next account gives that account generation 2, and so on.
@@ -30,7 +31,7 @@ __all__ = [
 class Cause(NamedTuple):
     """What moved the mark (or the balance) behind a liquidation."""
 
-    kind: str  # "index" | "fill" | "time" | "funding" | "account"
+    kind: str  # "index" | "fill" | "time" | "funding" | "liquidation" (a takeover or ADL)
     seq: int  # the command (journal sequence number) that carried it
     trade_id: int | None = None  # the fill that moved the mark, for kind "fill"
     liquidation_id: int | None = None  # the liquidation behind that move, if any
@@ -85,9 +86,10 @@ class OrderAccepted:
 class OrderCanceled:
     """An order left the book (or the trigger list) without filling ``remaining`` lots.
 
-    ``reason``: "user", "cancel_all", "expired" (IOC/market remainder), "fok", "self_trade",
-    "post_only", "liquidation" (the account is being liquidated), "reduce_only" (the position
-    shrank below it), "rejected" (a triggered order failed its checks)."""
+    ``reason``: "user", "cancel_all", "expired" (IOC/market remainder), "fok", "self_trade"
+    (the account's own resting order met its new order), "liquidation" (the account is being
+    liquidated), "reduce_only" (the position shrank below it), "rejected" (a triggered order
+    failed its checks)."""
 
     kind: ClassVar[str] = "order_canceled"
     account_id: int
@@ -105,7 +107,7 @@ class OrderAmended:
     order_id: int
     price: int
     qty: int  # the new open size
-    reason: str  # "user" or "self_trade" (decrement)
+    reason: str  # "user", or "reduce_only" (trimmed to the shrunk position)
 
 
 @dataclass(slots=True)

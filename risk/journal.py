@@ -15,8 +15,9 @@ rewritten; recovery only truncates a torn tail.
 A torn tail is what a crash while appending leaves: a frame header or a payload cut short,
 or a last record whose checksum does not match. ``read_records`` stops there and reports the
 byte offset of the end of the last good record, so the writer can truncate and append again.
-A bad checksum *followed by more data* is not a torn tail but corruption, and raises
-``JournalCorrupt``: a journal is never silently misread.
+A bad checksum *followed by more data*, or a length that runs past the end of the file while a
+good record follows it, is not a torn tail but corruption, and raises ``JournalCorrupt``: a
+journal is never silently misread or cut short.
 
 Durability: ``append`` writes into the file object (the OS has it after ``flush``);
 ``sync`` flushes and fsyncs. The gateway syncs once per batch of requests before it
@@ -77,7 +78,10 @@ def _walk(data: bytes, offset: int, path: object) -> Iterator[tuple[Any, int]]:
         length, crc = _FRAME.unpack_from(data, offset)
         start, end = offset + _FRAME.size, offset + _FRAME.size + length
         if end > total:
-            return  # torn payload: the frame runs past the end of the file
+            # a torn append, unless a whole good record follows: then this length is damaged
+            if _good_frame_after(data, offset + 1):
+                raise JournalCorrupt(f"{path}: damaged record length at byte {offset}")
+            return
         if length > MAX_RECORD:
             raise JournalCorrupt(f"{path}: impossible record length at byte {offset}")
         payload = data[start:end]
@@ -91,6 +95,19 @@ def _walk(data: bytes, offset: int, path: object) -> Iterator[tuple[Any, int]]:
             raise JournalCorrupt(f"{path}: undecodable record at byte {offset}: {exc}") from None
         yield record, end
         offset = end
+
+
+def _good_frame_after(data: bytes, start: int) -> bool:
+    """Whether a complete frame with a matching checksum starts anywhere at or after
+    ``start`` (a torn tail has none: it is the last thing written)."""
+    total = len(data)
+    for offset in range(start, total - _FRAME.size + 1):
+        length, crc = _FRAME.unpack_from(data, offset)
+        end = offset + _FRAME.size + length
+        if 0 < length <= MAX_RECORD and end <= total \
+                and zlib.crc32(data[offset + _FRAME.size:end]) == crc:
+            return True
+    return False
 
 
 class JournalWriter:

@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
-from engine.codes import MAX_QTY
+from engine.codes import MAX_PRICE, MAX_QTY
 from risk.calendar import KRX_REGULAR, NS_PER_HOUR, NS_PER_SECOND, US_REGULAR, Session
 
 
@@ -147,8 +147,8 @@ class MarketSpec:
                     out.append(f"tier {i}: the deduction must be a whole number of units")
         if not 0 < self.max_order_qty <= MAX_QTY:
             out.append("max_order_qty in 1..engine MAX_QTY")
-        if self.open_interest_cap <= 0 or self.max_price <= 0:
-            out.append("open_interest_cap and max_price are positive")
+        if self.open_interest_cap <= 0 or not 0 < self.max_price <= MAX_PRICE:
+            out.append("open_interest_cap is positive; max_price in 1..engine MAX_PRICE")
         elif (lot > 0 and (self.tick_size * lot).denominator == 1 and
               self.max_price * self.open_interest_cap * int(self.tick_size * lot) > INT64_MAX):
             out.append("max_price * open_interest_cap * multiplier must fit in int64")

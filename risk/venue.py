@@ -90,7 +90,7 @@ from engine.codes import (
 )
 from engine.errors import InvariantViolation
 from risk import commands as C
-from risk.calendar import NS_PER_SECOND, Session
+from risk.calendar import NS_PER_DAY, NS_PER_SECOND, Session
 from risk.events import (
     AccountView, Adl, BadDebt, Cause, ConditionalAccepted, Deposited, Fill, FundingPayment,
     FundingSettled, InsuranceTakeover, LeverageSet, Liquidation, MarginModeSet, MarketView,
@@ -241,6 +241,8 @@ class _Market:
         self.unlimited = spec.daily_limit_ppb is None
         self.cause = Cause("index", 0)
         self.sweep = False  # a key or the mark changed since the last sweep
+        self.drift_residue = 0  # book-driven index: sub-tick steps, in 1/EMA_SCALE ticks
+        self.limit_day = start_ts // NS_PER_DAY  # no session: the limit's day is the UTC day
         self.last_liq: tuple[int, int, int] | None = None  # (ts, liquidation id, generation)
 
 
@@ -353,7 +355,7 @@ class Venue:
         self._credit(acct, None, cmd.amount)
         self.net_deposits += cmd.amount
         self._events.append(Deposited(acct.account_id, cmd.amount, self._balance(acct)))
-        self._stabilise(Cause("account", self._cur_seq))
+        self._stabilise()
 
     def _withdraw(self, cmd: C.Withdraw) -> None:
         acct = self._accounts.get(cmd.account_id) if self._account_id_ok(cmd.account_id) else None
@@ -366,7 +368,7 @@ class Venue:
         self._credit(acct, None, -cmd.amount)
         self.net_deposits -= cmd.amount
         self._events.append(Withdrawn(acct.account_id, cmd.amount, self._balance(acct)))
-        self._stabilise(Cause("account", self._cur_seq))
+        self._stabilise()
 
     def _slot(self, acct: _Account, symbol: str) -> _Slot:
         slot = acct.slots.get(symbol)
@@ -391,7 +393,7 @@ class Venue:
         if not _is_int(cmd.leverage) or not 1 <= cmd.leverage <= m.spec.max_leverage:
             return self._reject(cmd, R.INVALID_LEVERAGE, account_id=acct.account_id,
                                 symbol=m.symbol)
-        slot = self._slot(acct, m.symbol)
+        slot = acct.slots.get(m.symbol) or _Slot(min(DEFAULT_LEVERAGE, m.spec.max_leverage))
         if slot.isolated and slot.size:
             return self._reject(cmd, R.POSITION_OPEN, account_id=acct.account_id,
                                 symbol=m.symbol)
@@ -401,11 +403,16 @@ class Venue:
                 return self._reject(cmd, R.LEVERAGE_ABOVE_TIER, account_id=acct.account_id,
                                     symbol=m.symbol)
         old = slot.leverage
-        slot.leverage = cmd.leverage
-        if cmd.leverage < old and self._available(acct) < 0:
+        if cmd.leverage < old and m.mark is not None and not slot.isolated:
+            im_before = self._order_im(m, slot, True)
+            slot.leverage = cmd.leverage
+            im_after = self._order_im(m, slot, True)
             slot.leverage = old
-            return self._reject(cmd, R.INSUFFICIENT_MARGIN, account_id=acct.account_id,
-                                symbol=m.symbol)
+            if im_after > im_before and self._available(acct) < im_after - im_before:
+                return self._reject(cmd, R.INSUFFICIENT_MARGIN, account_id=acct.account_id,
+                                    symbol=m.symbol)
+        acct.slots[m.symbol] = slot
+        slot.leverage = cmd.leverage
         self._events.append(LeverageSet(acct.account_id, m.symbol, cmd.leverage))
 
     def _set_margin_mode(self, cmd: C.SetMarginMode) -> None:
@@ -530,7 +537,7 @@ class Venue:
                                 client_order_id=_cid(cmd.client_order_id))
         self._place_checked(acct, m, None, cmd.side, cmd.price, cmd.qty, cmd.tif, cmd.post_only,
                             cmd.reduce_only, cmd.client_order_id, None, cmd)
-        self._stabilise(m.cause)
+        self._stabilise()
 
     def _validate_order(self, acct: _Account, m: _Market, side: object, price: object,
                         qty: object, tif: object, post_only: object, reduce_only: object,
@@ -551,7 +558,7 @@ class Venue:
         if post_only.__class__ is not bool:
             return R.INVALID_POST_ONLY
         if reduce_only.__class__ is not bool:
-            return R.INVALID_COMMAND
+            return R.INVALID_REDUCE_ONLY
         if post_only and (price is None or tif != TimeInForce.GTC):
             return R.INVALID_POST_ONLY
         if cid is not None:
@@ -592,7 +599,8 @@ class Venue:
                 return R.PRICE_OUTSIDE_BAND, 0, qty
             if not lo <= price <= hi:
                 return R.PRICE_LIMIT, 0, qty
-        slot = self._slot(acct, m.symbol)
+        # a slot is created only when an order is accepted: a rejection changes nothing
+        slot = acct.slots.get(m.symbol) or _Slot(min(DEFAULT_LEVERAGE, spec.max_leverage))
         s = slot.size
         if reduce_only:
             if s == 0 or (s > 0) == (side == _BUY):
@@ -778,7 +786,7 @@ class Venue:
             return self._reject(cmd, R.UNKNOWN_ORDER, account_id=acct.account_id,
                                 symbol=m.symbol, order_id=order_id if _is_int(order_id) else None,
                                 client_order_id=_cid(cmd.client_order_id))
-        self._stabilise(Cause("account", self._cur_seq))
+        self._stabilise()
 
     def _cancel_resting(self, acct: _Account, m: _Market, order: _Order, reason: str) -> None:
         result = m.book.cancel(order.order_id)
@@ -805,7 +813,7 @@ class Venue:
         if cmd.symbol is not None and cmd.symbol not in self._markets:
             return self._reject(cmd, R.UNKNOWN_MARKET, account_id=acct.account_id)
         self._cancel_orders_of(acct, cmd.symbol, "cancel_all")
-        self._stabilise(Cause("account", self._cur_seq))
+        self._stabilise()
 
     def _cancel_orders_of(self, acct: _Account, symbol: str | None, reason: str) -> None:
         for sym in sorted(acct.slots) if symbol is None else [symbol]:
@@ -860,7 +868,7 @@ class Venue:
         if filled < new_qty:
             order.qty = new_qty - filled
             self._remember_order(acct, order)
-        self._stabilise(m.cause)
+        self._stabilise()
 
     def _place_conditional(self, cmd: C.PlaceConditional) -> None:
         acct, m = self._acct_market(cmd)
@@ -889,7 +897,7 @@ class Venue:
                                                 cond.client_order_id, int(cmd.side), cmd.qty,
                                                 cmd.trigger_price, cmd.kind, cmd.price,
                                                 cmd.reduce_only))
-        self._stabilise(Cause("account", self._cur_seq))
+        self._stabilise()
 
     def _fire_triggers(self, m: _Market) -> None:
         """Release the conditional orders the mark has crossed, in trigger order."""
@@ -1011,7 +1019,7 @@ class Venue:
 
     # -- after every change: keys, reduce-only, deficits, marks, triggers, liquidations ------
 
-    def _stabilise(self, cause: Cause) -> None:
+    def _stabilise(self) -> None:
         """Bring the venue to rest: reprice, fire triggers, liquidate until nothing is due."""
         markets = self._markets.values()
         if not self._touched and not self._dirty and not any(m.sweep for m in markets):
@@ -1060,7 +1068,8 @@ class Venue:
         """Re-key, trim reduce-only orders and settle deficits of the accounts whose money or
         positions changed."""
         while self._touched:
-            aid = self._touched.pop()
+            aid = min(self._touched)  # a deterministic order, whatever the set's
+            self._touched.discard(aid)
             acct = self._account_or_fund(aid)
             if acct.version == acct.keyed:
                 continue
@@ -1353,7 +1362,7 @@ class Venue:
             m.prev_close = cmd.price
         m.cause = Cause("index", self._cur_seq)
         self._dirty.add(m.symbol)
-        self._stabilise(m.cause)
+        self._stabilise()
 
     def _set_status(self, cmd: C.SetTradingStatus) -> None:
         m = self._markets.get(cmd.symbol) if isinstance(cmd.symbol, str) else None
@@ -1365,7 +1374,7 @@ class Venue:
         m.sweep = True
         self._events.append(TradingStatusChanged(m.symbol, m.status, m.session_open))
         self._dirty.add(m.symbol)
-        self._stabilise(m.cause)
+        self._stabilise()
 
     def _reprice(self, m: _Market) -> None:
         """Recompute the mark; on a change, publish it, re-key multi-market accounts and
@@ -1470,7 +1479,7 @@ class Venue:
         for m in self._markets.values():
             self._update_session(m, target)
             self._dirty.add(m.symbol)
-        self._stabilise(Cause("time", self._cur_seq))
+        self._stabilise()
 
     def _advance_market(self, m: _Market, target: int) -> None:
         """Take the samples and settle the fundings that fall in (time, target]. Between two
@@ -1541,14 +1550,19 @@ class Venue:
         index = m.index
         gap = max(Fraction(0), ib - index) - max(Fraction(0), index - ia)
         dt = min(m.spec.premium_sample_ns // NS_PER_SECOND, m.spec.index_drift_tau_s // 10)
-        step = int(gap * dt / m.spec.index_drift_tau_s)
+        # keep the sub-tick part of each step, so small gaps still move the index over time
+        m.drift_residue += int(gap * dt * EMA_SCALE / m.spec.index_drift_tau_s)
+        step = _toward_zero(m.drift_residue, EMA_SCALE)
         if step:
+            m.drift_residue -= step * EMA_SCALE
             m.index = max(1, index + step)
-            m.cause = Cause("time", self._cur_seq)
 
     def _update_session(self, m: _Market, ts: int) -> None:
         spec = m.spec
-        if spec.session is None:
+        if spec.session is None:  # the underlying never closes: the limit rolls at 00:00 UTC
+            if ts // NS_PER_DAY != m.limit_day and m.index is not None:
+                m.prev_close = m.index
+            m.limit_day = ts // NS_PER_DAY
             return
         open_now = spec.session.is_open(ts)
         if open_now == m.session_open:
@@ -1665,6 +1679,7 @@ class Venue:
         for symbol, m in sorted(self._markets.items()):
             h.update(repr((symbol, m.index, m.mark, m.last_price, m.prev_close, m.status,
                            m.session_open, m.long_oi, _account_state(m.fund), tuple(m.basis),
+                           m.drift_residue, m.limit_day,
                            m.basis_sum, m.ema_basis, m.ema_local, m.prem_sum, m.prem_weight,
                            m.prem_n, m.next_sample, m.next_premium, m.next_funding,
                            m.last_funding_rate, tuple(m.cond_below), tuple(m.cond_above),
@@ -1804,7 +1819,7 @@ def _cid(value: object) -> str | None:
 
 
 def _account_state(acct: _Account) -> tuple[Any, ...]:
-    return (acct.account_id, acct.wallet, tuple(
+    return (acct.account_id, acct.wallet, acct.last_symbol, tuple(
         (symbol, s.size, s.cost, s.isolated, s.margin, s.leverage,
          tuple((o.order_id, o.side, o.price, o.qty, o.reduce_only, o.client_order_id)
                for o in s.orders.values()))

@@ -51,6 +51,7 @@ EXPECTED = {
         "INVALID_TRIGGER": 1106,
         "INVALID_CLIENT_ORDER_ID": 1107,
         "INVALID_STATUS": 1108,
+        "INVALID_REDUCE_ONLY": 1109,
         "INSUFFICIENT_MARGIN": 2001,
         "REDUCE_ONLY_WOULD_INCREASE": 2002,
         "PRICE_OUTSIDE_BAND": 2003,
@@ -132,6 +133,7 @@ def test_reject_reason_validation_codes_are_in_1xxx_range():
         RejectReason.INVALID_LEVERAGE, RejectReason.INVALID_MARGIN_MODE,
         RejectReason.INVALID_TIMESTAMP, RejectReason.INVALID_TRIGGER,
         RejectReason.INVALID_CLIENT_ORDER_ID, RejectReason.INVALID_STATUS,
+        RejectReason.INVALID_REDUCE_ONLY,
     }
     # Act
     in_range = {r for r in RejectReason if 1000 <= r <= 1999}
