@@ -157,7 +157,7 @@ class _Conditional:
         self.order_id = order_id
         self.account_id = command.account_id
         self.symbol = command.symbol
-        self.side = command.side
+        self.side = int(command.side)
         self.qty = command.qty
         self.trigger = command.trigger_price
         self.trigger_kind = command.kind
@@ -239,6 +239,7 @@ class _Market:
         self.leverage_brackets = [(t.max_notional if t.max_notional is not None else 2**126,
                                    t.max_leverage) for t in spec.tiers]
         self.unlimited = spec.daily_limit_ppb is None
+        self.book_mark = spec.mark_method == "hl"  # the mark reads best bid/ask directly
         self.cause = Cause("index", 0)
         self.sweep = False  # a key or the mark changed since the last sweep
         self.drift_residue = 0  # book-driven index: sub-tick steps, in 1/EMA_SCALE ticks
@@ -668,6 +669,7 @@ class Venue:
         if order_id is None:
             order_id = self._next_order_id
             self._next_order_id += 1
+        side, tif = int(side), int(tif)  # plain ints in the state, as the journal stores them
         if price is None and tif == TimeInForce.GTC:
             tif = TimeInForce.IOC  # a market order never rests
         self._events.append(OrderAccepted(acct.account_id, m.symbol, order_id, cid, int(side),
@@ -744,6 +746,8 @@ class Venue:
         if not order.reduce_only:
             _add_order_value(slot, order.side, order.qty, order.price, 1)
         self._touched.add(acct.account_id)
+        if self._markets[order.symbol].book_mark:  # the mark reads the live quotes
+            self._dirty.add(order.symbol)
 
     def _forget_order(self, acct: _Account, order: _Order) -> None:
         slot = acct.slots[order.symbol]
@@ -754,6 +758,8 @@ class Venue:
         if not order.reduce_only:
             _add_order_value(slot, order.side, order.qty, order.price, -1)
         self._touched.add(acct.account_id)
+        if self._markets[order.symbol].book_mark:
+            self._dirty.add(order.symbol)
 
     def _order_filled(self, acct: _Account, order: _Order, qty: int) -> None:
         slot = acct.slots[order.symbol]
