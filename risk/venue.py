@@ -423,7 +423,7 @@ class Venue:
         if cmd.mode not in ("cross", "isolated"):
             return self._reject(cmd, R.INVALID_MARGIN_MODE, account_id=acct.account_id,
                                 symbol=m.symbol)
-        slot = self._slot(acct, m.symbol)
+        slot = acct.slots.get(m.symbol) or _Slot(min(DEFAULT_LEVERAGE, m.spec.max_leverage))
         if slot.size:
             return self._reject(cmd, R.POSITION_OPEN, account_id=acct.account_id,
                                 symbol=m.symbol)
@@ -432,6 +432,7 @@ class Venue:
                                 symbol=m.symbol)
         if slot.margin:  # a flat isolated slot keeps no margin (it returns on close)
             raise InvariantViolation("flat isolated slot holds margin")
+        acct.slots[m.symbol] = slot  # created only now that the command is accepted
         slot.isolated = cmd.mode == "isolated"
         self._events.append(MarginModeSet(acct.account_id, m.symbol, cmd.mode))
 
@@ -982,17 +983,23 @@ class Venue:
             slot.size = s + (close if s < 0 else -close)
             opened = qty - close
             if slot.isolated:
-                slot.margin += realized
                 if slot.size == 0:
+                    slot.margin += realized
                     if slot.margin < 0:  # an isolated loss never reaches the wallet
                         self._cover(acct, m, -slot.margin)
                     else:
                         acct.wallet += slot.margin
                     slot.margin = 0
-                elif slot.margin > 0:
-                    released = slot.margin * close // abs(s)
-                    slot.margin -= released
-                    acct.wallet += released
+                else:
+                    # the closed lots take their share of the margin and their PnL; only a
+                    # loss beyond that share stays with the lots that remain
+                    share = max(0, slot.margin) * close // abs(s)
+                    result = share + realized
+                    slot.margin -= share
+                    if result >= 0:
+                        acct.wallet += result
+                    else:
+                        slot.margin += result
             else:
                 acct.wallet += realized
         if opened:
@@ -1001,6 +1008,8 @@ class Venue:
             if slot.isolated:
                 notional = opened * price * mult
                 need = m.spec.initial(notional, slot.leverage)
+                if m.mark is not None:  # and the loss of opening away from the mark
+                    need += max(0, side * (price - m.mark)) * opened * mult
                 moved = max(0, min(need, acct.wallet))
                 acct.wallet -= moved
                 slot.margin += moved
