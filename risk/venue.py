@@ -623,10 +623,13 @@ class Venue:
                 return R.OPEN_INTEREST_CAP, limit, qty
             # only this slot's order margin changes: an order that adds none always passes
             with_position = not slot.isolated
+            # a market order is valued at the deepest level it would reach, not at its
+            # protection limit (which it only reaches if the book is that thin)
+            worst = limit if price is not None else self._sweep_price(m, side, qty, limit)
             im_before = self._order_im(m, slot, with_position)
-            _add_order_value(slot, side, qty, limit, 1)
+            _add_order_value(slot, side, qty, worst, 1)
             im_after = self._order_im(m, slot, with_position)
-            _add_order_value(slot, side, qty, limit, -1)
+            _add_order_value(slot, side, qty, worst, -1)
             if im_after > im_before:
                 free = self._isolated_free(acct) if slot.isolated else self._available(acct)
                 if free < im_after - im_before:
@@ -635,6 +638,19 @@ class Venue:
         finally:
             if replaces is not None and not replaces.reduce_only:
                 _add_order_value(slot, replaces.side, replaces.qty, replaces.price, 1)
+
+    def _sweep_price(self, m: _Market, side: int, qty: int, limit: int) -> int:
+        """The price of the deepest level a market order of ``qty`` would reach (``limit``
+        if the book within the limit is too thin)."""
+        bids, asks = m.book.depth(64)
+        left = qty
+        for price, size in asks if side == _BUY else bids:
+            if (price > limit) if side == _BUY else (price < limit):
+                break
+            left -= size
+            if left <= 0:
+                return price
+        return limit
 
     def _isolated_free(self, acct: _Account) -> int:
         """For isolated orders: the wallet cash not needed by anything else."""
