@@ -234,7 +234,7 @@ class _Market:
         self.next_sample = _next_multiple(start_ts, NS_PER_SECOND)
         self.next_premium = _next_multiple(start_ts, spec.premium_sample_ns)
         self.next_funding = _next_multiple(start_ts, spec.funding_interval_ns)
-        self.funding_rate = 0
+        self.rate_cache: int | None = None  # the funding estimate, until the samples change
         self.last_funding_rate = 0
         self.leverage_brackets = [(t.max_notional if t.max_notional is not None else 2**126,
                                    t.max_leverage) for t in spec.tiers]
@@ -437,11 +437,12 @@ class Venue:
         self._events.append(MarginModeSet(acct.account_id, m.symbol, cmd.mode))
 
     def _acct_market(self, cmd: Any) -> tuple[_Account | None, _Market | None]:
-        acct = self._accounts.get(cmd.account_id) if self._account_id_ok(cmd.account_id) else None
+        aid = cmd.account_id  # plain ints only: True must not find account 1
+        acct = self._accounts.get(aid) if aid.__class__ is int else None
         if acct is None:
             self._reject(cmd, R.UNKNOWN_ACCOUNT)
             return None, None
-        m = self._markets.get(cmd.symbol) if isinstance(cmd.symbol, str) else None
+        m = self._markets.get(cmd.symbol) if cmd.symbol.__class__ is str else None
         if m is None:
             self._reject(cmd, R.UNKNOWN_MARKET, account_id=acct.account_id)
             return acct, None
@@ -457,12 +458,22 @@ class Venue:
             return 0
         return m.spec.maintenance(abs(slot.size) * m.mark * m.mult)
 
-    def _order_im(self, m: _Market, slot: _Slot, include_position: bool) -> int:
+    def _order_im(self, m: _Market, slot: _Slot, include_position: bool, side: int = 0,
+                  qty: int = 0, price: int = 0) -> int:
         """Initial margin of the slot's worst case: every open buy or every open sell filled,
-        at the mark, plus the loss of buying above (selling below) the mark."""
+        at the mark, plus the loss of buying above (selling below) the mark. ``side``,
+        ``qty``, ``price``: one more order, as if it rested."""
         mark, mult = m.mark, m.mult
         s = slot.size
-        worst = max(abs(s + slot.buy_qty), abs(s - slot.sell_qty))
+        buy_qty, buy_value, sell_qty, sell_value = \
+            slot.buy_qty, slot.buy_value, slot.sell_qty, slot.sell_value
+        if side == _BUY:
+            buy_qty += qty
+            buy_value += qty * price
+        elif side == _SELL:
+            sell_qty += qty
+            sell_value += qty * price
+        worst = max(abs(s + buy_qty), abs(s - sell_qty))
         if not include_position:
             worst = max(worst - abs(s), 0)
         im = 0
@@ -475,10 +486,10 @@ class Venue:
                         leverage = tier_leverage
                     break
             im = -(-notional // leverage)  # MarketSpec.initial, inlined: the hot path
-        if slot.buy_value > slot.buy_qty * mark:
-            im += (slot.buy_value - slot.buy_qty * mark) * mult
-        if slot.sell_value < slot.sell_qty * mark:
-            im += (slot.sell_qty * mark - slot.sell_value) * mult
+        if buy_value > buy_qty * mark:
+            im += (buy_value - buy_qty * mark) * mult
+        if sell_value < sell_qty * mark:
+            im += (sell_qty * mark - sell_value) * mult
         return im
 
     def _cross(self, acct: _Account) -> tuple[int, int, int]:
@@ -613,7 +624,7 @@ class Venue:
             if qty <= 0:
                 return R.REDUCE_ONLY_WOULD_INCREASE, limit, qty
             return R.NONE, limit, qty
-        if replaces is not None and not replaces.reduce_only:
+        if replaces is not None and not replaces.reduce_only:  # an amend: rare
             _add_order_value(slot, replaces.side, replaces.qty, replaces.price, -1)
         try:
             after = max(abs(s + slot.buy_qty + (qty if side == _BUY else 0)),
@@ -627,9 +638,7 @@ class Venue:
             # protection limit (which it only reaches if the book is that thin)
             worst = limit if price is not None else self._sweep_price(m, side, qty, limit)
             im_before = self._order_im(m, slot, with_position)
-            _add_order_value(slot, side, qty, worst, 1)
-            im_after = self._order_im(m, slot, with_position)
-            _add_order_value(slot, side, qty, worst, -1)
+            im_after = self._order_im(m, slot, with_position, side, qty, worst)
             if im_after > im_before:
                 free = self._isolated_free(acct) if slot.isolated else self._available(acct)
                 if free < im_after - im_before:
@@ -642,9 +651,12 @@ class Venue:
     def _sweep_price(self, m: _Market, side: int, qty: int, limit: int) -> int:
         """The price of the deepest level a market order of ``qty`` would reach (``limit``
         if the book within the limit is too thin)."""
-        bids, asks = m.book.depth(64)
+        best = m.book.best_ask() if side == _BUY else m.book.best_bid()
+        if best is None:
+            return limit
+        levels = m.book.depth(64)[1 if side == _BUY else 0]
         left = qty
-        for price, size in asks if side == _BUY else bids:
+        for price, size in levels:
             if (price > limit) if side == _BUY else (price < limit):
                 break
             left -= size
@@ -762,7 +774,6 @@ class Venue:
             acct.client_ids[order.client_order_id] = order.order_id
         if not order.reduce_only:
             _add_order_value(slot, order.side, order.qty, order.price, 1)
-        self._touched.add(acct.account_id)
         if self._markets[order.symbol].book_mark:  # the mark reads the live quotes
             self._dirty.add(order.symbol)
 
@@ -774,7 +785,6 @@ class Venue:
             acct.client_ids.pop(order.client_order_id, None)
         if not order.reduce_only:
             _add_order_value(slot, order.side, order.qty, order.price, -1)
-        self._touched.add(acct.account_id)
         if self._markets[order.symbol].book_mark:
             self._dirty.add(order.symbol)
 
@@ -1099,19 +1109,20 @@ class Venue:
         """Re-key, trim reduce-only orders and settle deficits of the accounts whose money or
         positions changed."""
         while self._touched:
-            aid = min(self._touched)  # a deterministic order, whatever the set's
-            self._touched.discard(aid)
-            acct = self._account_or_fund(aid)
-            if acct.version == acct.keyed:
-                continue
-            acct.keyed = acct.version
-            if aid > 0:
-                self._trim_reduce_only(acct)
-                self._settle_deficits(acct)
-            else:
-                self._settle_fund_deficit(self._funds[aid])
-            for symbol, slot in acct.slots.items():
-                self._rekey(acct, self._markets[symbol], slot)
+            batch = sorted(self._touched)  # a deterministic order, whatever the set's
+            self._touched.clear()
+            for aid in batch:
+                acct = self._account_or_fund(aid)
+                if acct.version == acct.keyed:
+                    continue
+                acct.keyed = acct.version
+                if aid > 0:
+                    self._trim_reduce_only(acct)
+                    self._settle_deficits(acct)
+                else:
+                    self._settle_fund_deficit(self._funds[aid])
+                for symbol, slot in acct.slots.items():
+                    self._rekey(acct, self._markets[symbol], slot)
 
     def _trim_reduce_only(self, acct: _Account) -> None:
         for symbol, slot in acct.slots.items():
@@ -1224,6 +1235,9 @@ class Venue:
 
     def _candidates(self, m: _Market) -> list[int]:
         mark = m.mark
+        if (not m.liq_long or m.liq_long[-1][0] < mark) and \
+                (not m.liq_short or m.liq_short[0][0] > mark):
+            return []  # nothing in reach: the common case
         longs = [aid for _, aid in m.liq_long.irange((mark, -2**63), None, reverse=True)]
         shorts = [aid for _, aid in m.liq_short.irange(None, (mark, 2**63))]
         return longs + shorts
@@ -1459,7 +1473,14 @@ class Venue:
         return min(max(mark, lo, 1), hi)
 
     def _estimate_rate(self, m: _Market) -> int:
-        """The funding rate the coming settlement would pay now, ppb per interval."""
+        """The funding rate the coming settlement would pay now, ppb per interval (cached
+        until the next premium sample or settlement)."""
+        if m.rate_cache is not None:
+            return m.rate_cache
+        m.rate_cache = self._compute_rate(m)
+        return m.rate_cache
+
+    def _compute_rate(self, m: _Market) -> int:
         spec = m.spec
         premium = _toward_zero(m.prem_sum, m.prem_weight) if m.prem_weight else 0
         gap = spec.funding_interest_ppb - premium
@@ -1570,6 +1591,7 @@ class Venue:
         m.prem_sum += sample * weight
         m.prem_weight += weight
         m.prem_n += count
+        m.rate_cache = None
 
     def _drift_index(self, m: _Market) -> None:
         """While the underlying is closed, move the index toward the book's impact mid by
@@ -1622,6 +1644,7 @@ class Venue:
         self._events.append(FundingSettled(m.symbol, ts, rate, price, per_lot, m.long_oi, paid))
         m.last_funding_rate = rate
         m.prem_sum = m.prem_weight = m.prem_n = 0
+        m.rate_cache = None
         if per_lot:
             m.cause = Cause("funding", self._cur_seq)
             self._dirty.add(m.symbol)
