@@ -290,6 +290,7 @@ class Venue:
         self._conditionals: dict[int, _Conditional] = {}
         self._multi: set[int] = set()  # cross accounts with positions in several markets
         self._touched: set[int] = set()
+        self._stale_keys: set[int] = set()  # multi-market accounts whose other marks moved
         self._dirty: set[str] = set()
         self._mark_epoch = 0
         self._cur_seq = 0
@@ -1063,7 +1064,8 @@ class Venue:
     def _stabilise(self) -> None:
         """Bring the venue to rest: reprice, fire triggers, liquidate until nothing is due."""
         markets = self._markets.values()
-        if not self._touched and not self._dirty and not any(m.sweep for m in markets):
+        if not self._touched and not self._dirty and not self._stale_keys \
+                and not any(m.sweep for m in markets):
             return
         pending: OrderedDict[tuple[int, str], Cause] = OrderedDict()
         clean: dict[tuple[int, str], tuple[int, int]] = {}
@@ -1107,7 +1109,12 @@ class Venue:
 
     def _flush_touched(self) -> None:
         """Re-key, trim reduce-only orders and settle deficits of the accounts whose money or
-        positions changed."""
+        positions changed; re-key the multi-market accounts whose other marks moved."""
+        for aid in sorted(self._stale_keys):
+            acct = self._accounts[aid]
+            for symbol, slot in acct.slots.items():
+                self._rekey(acct, self._markets[symbol], slot)
+        self._stale_keys.clear()
         while self._touched:
             batch = sorted(self._touched)  # a deterministic order, whatever the set's
             self._touched.clear()
@@ -1435,10 +1442,9 @@ class Venue:
                 for aid in m.holders:
                     self._account_or_fund(aid).version += 1
                     self._touched.add(aid)
-            for aid in self._multi:  # their other markets' keys depend on this mark
+            for aid in self._multi:  # their keys in their other markets depend on this mark
                 if aid in m.holders:
-                    self._accounts[aid].version += 1
-                    self._touched.add(aid)
+                    self._stale_keys.add(aid)
             if m.status == "open":
                 self._fire_triggers(m)
 
