@@ -64,7 +64,10 @@ by liquidation price (longs trigger at or below their key, shorts at or above), 
 costs O(log n + k) for k accounts near or past their price. A key is the exact liquidation
 price given the account's other positions at their current marks, widened by two ticks to
 absorb the rounding up of the margin; candidates are confirmed by the exact integer test.
-Cross accounts with positions in several markets are re-keyed when any of their marks move.
+A cross account with positions in several markets is keyed as if its other marks sat at the
+adverse edge of a 1% band around their values when it was keyed, and re-keyed only when a
+mark leaves its band; each market keeps those bands in sorted lists too, so a mark update
+stays O(log n + k) for them as well.
 """
 
 from __future__ import annotations
@@ -107,6 +110,7 @@ MAX_AMOUNT = 10**15  # one deposit or withdrawal: a billion dollars
 DEFAULT_LEVERAGE = 10
 EMA_SCALE = 1_000_000  # EMAs of prices keep six decimal places of a tick
 KEY_SLACK = 2  # ticks by which a liquidation key is widened (see the module docstring)
+MULTI_BAND_PPB = 10_000_000  # 1%: the mark band a multi-market account is keyed for
 _NO_LONG_KEY = -1  # a long that no positive price can liquidate
 _CLIENT_ID_MAX = 36
 _BUY, _SELL = int(Side.BUY), int(Side.SELL)  # plain ints: cheaper to compare than the enum
@@ -189,7 +193,7 @@ class _Slot:
 
 class _Account:
     __slots__ = ("account_id", "wallet", "slots", "client_ids", "conditionals", "version",
-                 "keyed", "last_symbol")
+                 "keyed", "last_symbol", "centers")
 
     def __init__(self, account_id: int) -> None:
         self.account_id = account_id
@@ -200,6 +204,7 @@ class _Account:
         self.version = 0  # bumped by every change of money or position
         self.keyed = 0  # the version its liquidation keys were computed at
         self.last_symbol: str | None = None
+        self.centers: dict[str, int] = {}  # multi-market accounts: the marks keyed at
 
 
 class _Market:
@@ -222,6 +227,9 @@ class _Market:
         self.liq_long: SortedList = SortedList()
         self.liq_short: SortedList = SortedList()
         self.liq_key: dict[int, tuple[bool, int]] = {}
+        self.band_lo: SortedList = SortedList()  # (low edge, account) of multi-market keys
+        self.band_hi: SortedList = SortedList()
+        self.band_of: dict[int, tuple[int, int]] = {}
         self.cond_below: SortedList = SortedList()  # (trigger, order_id): fire when mark <= trigger
         self.cond_above: SortedList = SortedList()  # fire when mark >= trigger
         self.basis: deque[int] = deque(maxlen=spec.basis_window_s)
@@ -1112,6 +1120,7 @@ class Venue:
         positions changed; re-key the multi-market accounts whose other marks moved."""
         for aid in sorted(self._stale_keys):
             acct = self._accounts[aid]
+            self._rebase(acct)
             for symbol, slot in acct.slots.items():
                 self._rekey(acct, self._markets[symbol], slot)
         self._stale_keys.clear()
@@ -1128,8 +1137,38 @@ class Venue:
                     self._settle_deficits(acct)
                 else:
                     self._settle_fund_deficit(self._funds[aid])
+                self._rebase(acct)
                 for symbol, slot in acct.slots.items():
                     self._rekey(acct, self._markets[symbol], slot)
+
+    def _rebase(self, acct: _Account) -> None:
+        """Centre a multi-market cross account's mark bands on the current marks.
+
+        Its liquidation key in one market depends on its other positions' marks. Rather than
+        re-key it whenever one of them moves, its keys assume each other mark at the adverse
+        edge of a band of MULTI_BAND_PPB around the mark it was keyed at (a conservative key:
+        it reaches the sweep earlier, never later), and it is re-keyed only when a mark leaves
+        its band, which each market finds in its sorted band lists."""
+        aid = acct.account_id
+        if aid < 0:
+            return
+        for symbol in list(acct.centers):
+            m = self._markets[symbol]
+            lo, hi = m.band_of.pop(aid)
+            m.band_lo.remove((lo, aid))
+            m.band_hi.remove((hi, aid))
+        acct.centers.clear()
+        if aid not in self._multi:
+            return
+        for symbol, slot in acct.slots.items():
+            m = self._markets[symbol]
+            if slot.size and not slot.isolated and m.mark is not None:
+                edge = max(1, m.mark * MULTI_BAND_PPB // PPB)
+                lo, hi = m.mark - edge, m.mark + edge
+                acct.centers[symbol] = m.mark
+                m.band_of[aid] = (lo, hi)
+                m.band_lo.add((lo, aid))
+                m.band_hi.add((hi, aid))
 
     def _trim_reduce_only(self, acct: _Account) -> None:
         for symbol, slot in acct.slots.items():
@@ -1211,13 +1250,18 @@ class Venue:
             k = (acct.wallet if acct.account_id < 0 else slot.margin) - slot.cost * mult
         else:
             k = acct.wallet - slot.cost * mult
+            # the other positions at the adverse end of their mark bands (see _rebase)
             for symbol, other in acct.slots.items():
                 if other is slot or not other.size or other.isolated:
                     continue
                 om = self._markets[symbol]
-                if om.mark is None:
+                center = acct.centers.get(symbol, om.mark)
+                if center is None:
                     continue
-                k += self._upnl(om, other) - self._mm(om, other)
+                edge = max(1, center * MULTI_BAND_PPB // PPB)
+                price = center - edge if other.size > 0 else center + edge
+                k += (other.size * price - other.cost) * om.mult \
+                    - om.spec.maintenance(abs(other.size) * price * om.mult)
         s = slot.size
         a = abs(s)
         spec = m.spec
@@ -1442,9 +1486,11 @@ class Venue:
                 for aid in m.holders:
                     self._account_or_fund(aid).version += 1
                     self._touched.add(aid)
-            for aid in self._multi:  # their keys in their other markets depend on this mark
-                if aid in m.holders:
-                    self._stale_keys.add(aid)
+            # multi-market accounts keyed for a mark band this mark has left: O(log n + k)
+            for _, aid in m.band_lo.irange((mark + 1, -2**63), None):
+                self._stale_keys.add(aid)
+            for _, aid in m.band_hi.irange(None, (mark - 1, 2**63)):
+                self._stale_keys.add(aid)
             if m.status == "open":
                 self._fire_triggers(m)
 
@@ -1784,6 +1830,9 @@ class Venue:
                             self._markets[s].status == "open" for s, sl in acct.slots.items()
                             if sl.size):
                         raise InvariantViolation(f"{symbol}: {aid} left liquidatable")
+            for aid, (lo, hi) in m.band_of.items():
+                if m.mark is not None and not lo <= m.mark <= hi:
+                    raise InvariantViolation(f"{symbol}: {aid} keyed for a band the mark left")
             if len(m.liq_long) + len(m.liq_short) != len(m.liq_key):
                 raise InvariantViolation(f"{symbol}: liquidation lists and keys disagree")
             resting = {}
