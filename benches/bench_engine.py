@@ -104,11 +104,14 @@ class _Live:
         return oid in self.pos
 
     def add(self, oid: int) -> None:
-        self.pos[oid] = len(self.ids)
-        self.ids.append(oid)
+        if oid not in self.pos:
+            self.pos[oid] = len(self.ids)
+            self.ids.append(oid)
 
     def drop(self, oid: int) -> None:
-        i = self.pos.pop(oid)
+        i = self.pos.pop(oid, None)
+        if i is None:
+            return
         last = self.ids.pop()
         if last != oid:
             self.ids[i] = last

@@ -94,6 +94,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bench_engine import _Live  # the ids of live resting orders (benches/ is on sys.path)
 
 from engine.codes import SelfTradePrevention, TimeInForce
 from risk import (
@@ -165,34 +166,6 @@ def _book_calls(events: list[Any], index: dict[str, int], out: list[tuple[int, .
             out.append((index[e.symbol], 3, e.order_id, e.price, e.qty, 0, 0, 0))
         elif kind in ("order_triggered", "conditional_accepted"):  # pragma: no cover
             raise AssertionError("the workload places no conditional orders")
-
-
-class _Live:
-    """The ids of live resting orders: O(1) add, remove and uniform pick."""
-
-    def __init__(self) -> None:
-        self.ids: list[int] = []
-        self.pos: dict[int, int] = {}
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def add(self, oid: int) -> None:
-        if oid not in self.pos:
-            self.pos[oid] = len(self.ids)
-            self.ids.append(oid)
-
-    def drop(self, oid: int) -> None:
-        i = self.pos.pop(oid, None)
-        if i is None:
-            return
-        last = self.ids.pop()
-        if last != oid:
-            self.ids[i] = last
-            self.pos[last] = i
-
-    def pick(self, rng: random.Random) -> int:
-        return self.ids[rng.randrange(len(self.ids))]
 
 
 def generate_flow(name: str, n: int = PIPELINE_COMMANDS, accounts: int = ACCOUNTS,
