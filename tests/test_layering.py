@@ -19,6 +19,9 @@ FORBIDDEN = {
     "engine": {"risk", "gateway", "clients", "msgpack"} | _CLOCK_AND_CHANCE,
     # the venue never reads a clock or a random source: time and prices arrive in commands
     "risk": {"gateway", "clients"} | _CLOCK_AND_CHANCE,
+    "gateway": {"clients"},
+    # the wire is sans-I/O: codecs, messages and session rules, time passed in as an argument
+    "gateway/wire": {"clients"} | _CLOCK_AND_CHANCE,
 }
 
 

@@ -1,0 +1,1 @@
+"""Gaemi's websocket gateway: the wire protocol (``gateway.wire``) and the server."""
