@@ -339,13 +339,6 @@ class Venue:
             self._journal.append(C.encode(command))
         return events
 
-    def submit_many(self, commands: Iterable[C.Command]) -> list[Any]:
-        """Submit commands in order; the concatenation of their events."""
-        out: list[Any] = []
-        for command in commands:
-            out.extend(self.submit(command))
-        return out
-
     def _reject(self, command: Any, reason: R, **fields: Any) -> None:
         self._events.append(Rejected(type(command).__name__, int(reason), **fields))
 
@@ -353,6 +346,10 @@ class Venue:
 
     def _account_id_ok(self, account_id: object) -> bool:
         return _is_int(account_id) and 0 < account_id < MAX_ACCOUNT  # type: ignore[operator]
+
+    def _find_account(self, account_id: object) -> _Account | None:
+        """The account of a plain-int id (True must not find account 1), else None."""
+        return self._accounts.get(account_id) if account_id.__class__ is int else None
 
     def _deposit(self, cmd: C.Deposit) -> None:
         if not self._account_id_ok(cmd.account_id):
@@ -368,7 +365,7 @@ class Venue:
         self._stabilise()
 
     def _withdraw(self, cmd: C.Withdraw) -> None:
-        acct = self._accounts.get(cmd.account_id) if self._account_id_ok(cmd.account_id) else None
+        acct = self._find_account(cmd.account_id)
         if acct is None:
             return self._reject(cmd, R.UNKNOWN_ACCOUNT)
         if not _is_int(cmd.amount) or not 0 < cmd.amount <= MAX_AMOUNT:
@@ -446,8 +443,7 @@ class Venue:
         self._events.append(MarginModeSet(acct.account_id, m.symbol, cmd.mode))
 
     def _acct_market(self, cmd: Any) -> tuple[_Account | None, _Market | None]:
-        aid = cmd.account_id  # plain ints only: True must not find account 1
-        acct = self._accounts.get(aid) if aid.__class__ is int else None
+        acct = self._find_account(cmd.account_id)
         if acct is None:
             self._reject(cmd, R.UNKNOWN_ACCOUNT)
             return None, None
@@ -849,7 +845,7 @@ class Venue:
                                           reason))
 
     def _cancel_all(self, cmd: C.CancelAll) -> None:
-        acct = self._accounts.get(cmd.account_id) if self._account_id_ok(cmd.account_id) else None
+        acct = self._find_account(cmd.account_id)
         if acct is None:
             return self._reject(cmd, R.UNKNOWN_ACCOUNT)
         if cmd.symbol is not None and cmd.symbol not in self._markets:
@@ -1769,9 +1765,6 @@ class Venue:
 
     def accounts(self) -> list[int]:
         return sorted(self._accounts)
-
-    def insurance_funds(self) -> int:
-        return sum(m.fund.wallet for m in self._markets.values())
 
     # -- determinism and invariants -------------------------------------------------------------
 
