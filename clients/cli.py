@@ -2,6 +2,7 @@
 
 ``gaemi replay`` replays a real NASDAQ trading day (LOBSTER) through the order book, prints
 how well the book reproduced the file, and how fast the engine ran the day's commands.
+``gaemi serve`` runs the exchange on a websocket (gateway/cli.py).
 """
 
 from __future__ import annotations
@@ -114,10 +115,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     rp.add_argument("--implementation", choices=("auto", "compiled", "reference"),
                     default="auto", help="which book (auto: engine.OrderBook)")
     rp.add_argument("--json", action="store_true", help="print the summary as JSON")
+    rp.set_defaults(func=_cmd_replay)
+    # the server is the composition root of gateway/; clients only start it
+    from gateway import cli as gateway_cli
+
+    gateway_cli.add_parser(sub).set_defaults(func=gateway_cli.run)
     args = parser.parse_args(argv)
-    if args.command == "replay":
-        return _cmd_replay(args)
-    return 2  # pragma: no cover (argparse rejects unknown commands)
+    return int(args.func(args))
 
 
 if __name__ == "__main__":

@@ -1870,6 +1870,12 @@ class Venue:
         venue._journal = writer
         return venue
 
+    def flush(self) -> None:
+        """Hand every journaled command to the operating system: it survives a crash of this
+        process (not of the machine: that is ``sync``)."""
+        if self._journal is not None:
+            self._journal.flush()
+
     def sync(self) -> None:
         """Make every journaled command durable (flush + fsync)."""
         if self._journal is not None:

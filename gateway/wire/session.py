@@ -1,0 +1,747 @@
+"""The exchange behind the wire, without I/O: sessions, channels and the venue's sequencer.
+
+``Exchange`` owns a ``risk.Venue`` and the state of every connection (``Conn``): logon, rate
+limits, subscriptions, cancel-on-disconnect and the dead-man switch. The I/O layer
+(gateway/server.py) feeds it frames with ``receive`` (the current time is an argument: this
+module reads no clock), closes connections with ``disconnect``, advances time with ``tick``,
+ends each batch with ``end_batch``, and sends what ``Conn.outbox`` holds. The protocol is
+docs/protocol.md; this module is its executable form.
+
+Ordering (docs/protocol.md §2): the pushes a command causes are appended to the outboxes as
+its events are translated, in the venue's order, and the response after them; book and bbo
+deltas are conflated and appended by ``end_batch``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.codes import RejectReason as R
+from engine.codes import Side, TimeInForce
+from gateway.wire.auth import ApiKey, verify_logon
+from gateway.wire.codec import ProtocolError, decode, encode
+from gateway.wire.messages import MAX_BATCH, Args, error, ok, order_command, parse_request
+from risk import commands as C
+from risk.events import (
+    AccountView, Adl, ConditionalAccepted, Deposited, Fill, FundingPayment, FundingSettled,
+    InsuranceTakeover, LeverageSet, Liquidation, MarginModeSet, MarkUpdated, OrderAccepted,
+    OrderAmended, OrderCanceled, OrderTriggered, PositionView, Rejected, Withdrawn,
+)
+from risk.venue import Venue
+
+
+__all__ = ["BOOK_LEVELS", "Conn", "Exchange", "Limits"]
+
+BOOK_LEVELS = 1_000  # levels a side in a book snapshot (and the depth deltas are kept to)
+PUBLIC_KINDS = ("book", "bbo", "trades", "mark", "liquidations", "funding")
+PRIVATE_CHANNELS = frozenset({"orders", "fills", "positions", "account"})
+MAX_CHANNELS = 50
+NS_PER_S = 1_000_000_000
+NS_PER_MS = 1_000_000
+STRIKE_WINDOW_NS = 10 * NS_PER_S
+_SIDE_NAME = {int(Side.BUY): "BUY", int(Side.SELL): "SELL"}
+_ORDER_OPS = frozenset({"order.place", "order.cancel", "order.amend", "order.cancelAll"})
+_CANCELED_STATUS = {"expired": "EXPIRED", "fok": "EXPIRED"}
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Rate limits (docs/protocol.md §7). Buckets hold two seconds' worth."""
+
+    requests_per_second: int = 1_000  # per connection
+    orders_per_second: int = 500  # per account, across its connections
+    outbox_max: int = 10_000  # messages waiting for one connection before it is dropped
+
+
+class _Bucket:
+    """A token bucket in integer nano-tokens: ``rate`` a second, capacity two seconds."""
+
+    __slots__ = ("rate", "cap", "level", "last")
+
+    def __init__(self, rate: int, now_ns: int) -> None:
+        self.rate = rate
+        self.cap = 2 * rate * NS_PER_S
+        self.level = self.cap
+        self.last = now_ns
+
+    def take(self, now_ns: int, n: int = 1) -> bool:
+        if now_ns > self.last:
+            self.level = min(self.cap, self.level + (now_ns - self.last) * self.rate)
+            self.last = now_ns
+        if self.level < n * NS_PER_S:
+            return False
+        self.level -= n * NS_PER_S
+        return True
+
+
+@dataclass(eq=False, slots=True)
+class Conn:
+    """One connection's session. ``outbox``: frames to send, in order. ``close``: set when the
+    exchange wants the connection closed, ``(websocket close code, reason)``."""
+
+    cid: int
+    encoding: str
+    bucket: _Bucket
+    key: ApiKey | None = None
+    cancel_on_disconnect: bool = False
+    channels: set[str] = field(default_factory=set)
+    outbox: list[str | bytes] = field(default_factory=list)
+    strikes: list[int] = field(default_factory=list)
+    close: tuple[int, str] | None = None
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.outbox.append(encode(message, self.encoding))
+
+
+class _Channel:
+    """Subscribers of one channel and its sequence number."""
+
+    __slots__ = ("name", "seq", "conns")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.seq = 0
+        self.conns: set[Conn] = set()
+
+    def publish(self, data: dict[str, Any]) -> None:
+        """Send ``data`` to every subscriber. The sequence counts what was sent: a channel
+        nobody listens to does not advance (a new subscriber starts from any ``seq``)."""
+        if not self.conns:
+            return
+        self.seq += 1
+        message = {"ch": self.name, "seq": self.seq, "prev": self.seq - 1, "data": data}
+        frames: dict[str, str | bytes] = {}
+        for conn in self.conns:
+            frame = frames.get(conn.encoding)
+            if frame is None:
+                frame = frames[conn.encoding] = encode(message, conn.encoding)
+            conn.outbox.append(frame)
+
+
+class _BookState:
+    """The levels last published on ``book.<symbol>``: deltas are differences from it."""
+
+    __slots__ = ("bids", "asks", "bbo")
+
+    def __init__(self, bids: dict[int, int], asks: dict[int, int]) -> None:
+        self.bids = bids
+        self.asks = asks
+        self.bbo: tuple[Any, ...] | None = None
+
+
+class Exchange:
+    """Sessions and channels around one venue. ``keys``: API key -> ApiKey."""
+
+    def __init__(self, venue: Venue, keys: dict[str, ApiKey], *,
+                 limits: Limits | None = None) -> None:
+        self.venue = venue
+        self.keys = keys
+        self.limits = limits or Limits()
+        self.conns: dict[int, Conn] = {}
+        self.shutting_down = False
+        self._next_cid = 1
+        self._public: dict[str, _Channel] = {}
+        for symbol in venue.symbols:
+            for kind in PUBLIC_KINDS:
+                name = f"{kind}.{symbol}"
+                self._public[name] = _Channel(name)
+        self._private: dict[tuple[int, str], _Channel] = {}
+        self._order_buckets: dict[int, _Bucket] = {}
+        self._deadlines: dict[int, int] = {}  # account -> dead-man switch deadline (ns)
+        self._books: dict[str, _BookState] = {}
+        self._touched_books: set[str] = set()
+        self._pending_snapshots: list[tuple[Conn, str]] = []
+        self._now = 0
+        self._ops: dict[str, Callable[[Conn, Any, dict[str, Any]], Any]] = {
+            "ping": self._ping, "instruments": self._instruments,
+            "session.logon": self._logon, "session.logout": self._logout,
+            "subscribe": self._subscribe, "unsubscribe": self._unsubscribe,
+            "snapshot.book": self._snapshot, "order.batch": self._batch,
+            "session.cancelAllAfter": self._cancel_all_after,
+            "account.balance": self._balance, "account.positions": self._positions,
+            "account.openOrders": self._open_orders, "account.setLeverage": self._leverage,
+            "account.setMarginMode": self._margin_mode, "admin.setIndex": self._admin_index,
+            "admin.deposit": self._admin_deposit, "admin.setStatus": self._admin_status,
+        }
+
+    # -- connections ------------------------------------------------------------------------------
+
+    def connect(self, encoding: str, now_ns: int) -> Conn:
+        conn = Conn(self._next_cid, encoding, _Bucket(self.limits.requests_per_second, now_ns))
+        self._next_cid += 1
+        self.conns[conn.cid] = conn
+        return conn
+
+    def disconnect(self, conn: Conn, now_ns: int) -> None:
+        """The connection is gone: drop its subscriptions, cancel its orders if it asked."""
+        if self.conns.pop(conn.cid, None) is None:
+            return
+        self._now = now_ns
+        for name in list(conn.channels):
+            self._unsubscribe_one(conn, name)
+        self._end_session(conn)
+        conn.outbox.clear()
+
+    def _end_session(self, conn: Conn) -> None:
+        if conn.key is not None and conn.cancel_on_disconnect:
+            self.system(C.CancelAll(conn.key.account_id))
+        conn.key = None
+
+    # -- the clock's commands ---------------------------------------------------------------------
+
+    def tick(self, now_ns: int) -> None:
+        """Advance venue time to ``now_ns`` and fire expired dead-man switches."""
+        self._now = now_ns
+        if now_ns > self.venue.time:
+            self.system(C.AdvanceTime(now_ns))
+        for account, deadline in list(self._deadlines.items()):
+            if deadline <= now_ns:
+                del self._deadlines[account]
+                self.system(C.CancelAll(account))
+
+    def system(self, command: Any) -> list[Any]:
+        """A command of the gateway's own (time, cancel-on-disconnect, feeds): its events
+        are published; nobody gets a response."""
+        events = self.venue.submit(command)
+        self._publish(events)
+        return events
+
+    # -- requests -----------------------------------------------------------------------------
+
+    def receive(self, conn: Conn, frame: str | bytes, now_ns: int) -> None:
+        """Handle one frame from ``conn``: its pushes and response go to the outboxes."""
+        self._now = now_ns
+        rid: Any = None
+        try:
+            obj = decode(frame, conn.encoding)
+            raw_id = obj.get("id")
+            if isinstance(raw_id, (int, str)) and not isinstance(raw_id, bool):
+                rid = raw_id
+            request = parse_request(obj)
+            rid = request.id
+            if self.shutting_down:
+                raise ProtocolError(R.SHUTTING_DOWN, "the server is shutting down")
+            if not conn.bucket.take(now_ns):
+                self._strike(conn, now_ns)
+                raise ProtocolError(R.RATE_LIMITED, "request rate limit")
+            op = request.op
+            if op in _ORDER_OPS:
+                result = self._order(conn, op, request.args)
+            else:
+                result = self._ops[op](conn, op, request.args)
+        except ProtocolError as exc:
+            conn.send(error(rid, exc.code, f"{R(exc.code).name}: {exc.msg}"))
+            return
+        conn.send(ok(rid, result))
+
+    def _strike(self, conn: Conn, now_ns: int) -> None:
+        strikes = conn.strikes
+        strikes.append(now_ns)
+        while strikes and strikes[0] <= now_ns - STRIKE_WINDOW_NS:
+            strikes.pop(0)
+        if len(strikes) > self.limits.requests_per_second and conn.close is None:
+            conn.close = (1008, "rate limit")
+
+    def _account(self, conn: Conn) -> int:
+        if conn.key is None:
+            raise ProtocolError(R.NOT_LOGGED_IN, "log on first (session.logon)")
+        return conn.key.account_id
+
+    def _admin(self, conn: Conn) -> None:
+        self._account(conn)
+        if not conn.key.admin:  # type: ignore[union-attr]
+            raise ProtocolError(R.FORBIDDEN, "an admin key is needed")
+
+    def _take_orders(self, account: int, n: int) -> None:
+        bucket = self._order_buckets.get(account)
+        if bucket is None:
+            bucket = self._order_buckets[account] = _Bucket(self.limits.orders_per_second,
+                                                            self._now)
+        if not bucket.take(self._now, n):
+            raise ProtocolError(R.RATE_LIMITED, "order rate limit of the account")
+
+    def _submit(self, command: Any) -> list[Any]:
+        """Run a client's command; a rejection becomes the request's error."""
+        events = self.venue.submit(command)
+        if len(events) == 1 and type(events[0]) is Rejected:
+            reason = R(events[0].reason)
+            raise ProtocolError(reason, reason.name)
+        self._publish(events)
+        return events
+
+    # -- order ops ----------------------------------------------------------------------------
+
+    def _order(self, conn: Conn, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        account = self._account(conn)
+        self._take_orders(account, 1)
+        return self._order_op(account, op, args)
+
+    def _order_op(self, account: int, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        command = order_command(op, args, account)
+        events = self._submit(command)
+        if op == "order.place":
+            return _place_result(command, events)
+        if op == "order.cancel":
+            e = next(e for e in events if type(e) is OrderCanceled)
+            return {"orderId": e.order_id, "symbol": e.symbol, "canceledQty": e.remaining}
+        if op == "order.amend":
+            e = next(e for e in events if type(e) is OrderAmended)
+            return {"orderId": e.order_id, "symbol": e.symbol, "price": e.price, "qty": e.qty}
+        return {"canceled": sum(1 for e in events if type(e) is OrderCanceled
+                                and e.account_id == account)}
+
+    def _batch(self, conn: Conn, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        account = self._account(conn)
+        a = Args(args)
+        orders = a.get("orders", list)
+        a.done()
+        if not orders:
+            raise ProtocolError(R.BAD_ARGUMENT, "orders: at least one")
+        if len(orders) > MAX_BATCH:
+            raise ProtocolError(R.BATCH_TOO_LARGE, f"orders: at most {MAX_BATCH}")
+        items = []
+        for i, item in enumerate(orders):
+            if not isinstance(item, dict) or set(item) - {"op", "args"} or \
+                    item.get("op") not in _ORDER_OPS or \
+                    not isinstance(item.get("args", {}), dict):
+                raise ProtocolError(R.BAD_ARGUMENT, f"orders[{i}]: {{op: an order op, args}}")
+            items.append((item["op"], item.get("args", {})))
+        self._take_orders(account, len(items))
+        results = []
+        for item_op, item_args in items:
+            try:
+                results.append({"ok": True,
+                                "result": self._order_op(account, item_op, item_args)})
+            except ProtocolError as exc:
+                results.append({"ok": False, "error": {
+                    "code": int(exc.code), "msg": f"{R(exc.code).name}: {exc.msg}"}})
+        return {"results": results}
+
+    def _cancel_all_after(self, conn: Conn, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        account = self._account(conn)
+        a = Args(args)
+        timeout = a.get("timeoutMs", int)
+        a.done()
+        if timeout == 0:
+            self._deadlines.pop(account, None)
+            return {"deadline": 0}
+        if not 1_000 <= timeout <= 600_000:
+            raise ProtocolError(R.BAD_ARGUMENT, "timeoutMs: 0, or 1000-600000")
+        deadline = self._now + timeout * NS_PER_MS
+        self._deadlines[account] = deadline
+        return {"deadline": deadline // NS_PER_MS}
+
+    # -- session and market data ops ------------------------------------------------------------
+
+    def _ping(self, conn: Conn, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        Args(args).done()
+        return {"time": self.venue.time, "serverTime": self._now // NS_PER_MS}
+
+    def _instruments(self, conn: Conn, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        Args(args).done()
+        out = []
+        for symbol in self.venue.symbols:
+            spec, view = self.venue.spec(symbol), self.venue.market(symbol)
+            out.append({"symbol": symbol, "underlying": spec.underlying,
+                        "tickSize": spec.tick_size, "lotSize": spec.lot_size,
+                        "multiplier": view.multiplier,
+                        "maxLeverage": max(t.max_leverage for t in spec.tiers),
+                        "maxOrderQty": spec.max_order_qty, "priceBandPpb": spec.price_band_ppb,
+                        "makerFeePpb": spec.maker_fee_ppb, "takerFeePpb": spec.taker_fee_ppb,
+                        "fundingIntervalNs": spec.funding_interval_ns, "status": view.status,
+                        "sessionOpen": view.session_open, "index": view.index,
+                        "mark": view.mark})
+        return {"instruments": out}
+
+    def _logon(self, conn: Conn, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        if conn.key is not None:
+            raise ProtocolError(R.ALREADY_LOGGED_IN, "this connection is logged on")
+        extra = set(args) - {"apiKey", "timestamp", "recvWindow", "cancelOnDisconnect",
+                             "signature"}
+        if extra:
+            raise ProtocolError(R.BAD_ARGUMENT, f"unknown argument {sorted(extra)[0][:40]!r}")
+        cod = args.get("cancelOnDisconnect", False)
+        if not isinstance(cod, bool):
+            raise ProtocolError(R.BAD_ARGUMENT, "cancelOnDisconnect: expected boolean")
+        key = verify_logon(args, self.keys, self._now // NS_PER_MS)
+        conn.key = key
+        conn.cancel_on_disconnect = cod
+        return {"accountId": key.account_id, "admin": key.admin, "cancelOnDisconnect": cod,
+                "limits": {"requestsPerSecond": self.limits.requests_per_second,
+                           "ordersPerSecond": self.limits.orders_per_second}}
+
+    def _logout(self, conn: Conn, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        Args(args).done()
+        self._account(conn)
+        for name in [n for n in conn.channels if n in PRIVATE_CHANNELS]:
+            self._unsubscribe_one(conn, name)
+        self._end_session(conn)
+        return {}
+
+    def _channel_names(self, args: dict[str, Any]) -> list[str]:
+        a = Args(args)
+        names = a.get("channels", list)
+        a.done()
+        if not 0 < len(names) <= MAX_CHANNELS or not all(isinstance(n, str) for n in names):
+            raise ProtocolError(R.BAD_ARGUMENT, f"channels: 1-{MAX_CHANNELS} names")
+        return names
+
+    def _subscribe(self, conn: Conn, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        names = self._channel_names(args)
+        for name in names:
+            if name in PRIVATE_CHANNELS:
+                self._account(conn)
+            elif name not in self._public:
+                raise ProtocolError(R.UNKNOWN_TOPIC, f"unknown channel {name[:60]!r}")
+        if len(conn.channels | set(names)) > MAX_CHANNELS:
+            raise ProtocolError(R.BAD_ARGUMENT, f"at most {MAX_CHANNELS} channels")
+        for name in names:
+            if name in conn.channels:
+                continue
+            conn.channels.add(name)
+            if name in PRIVATE_CHANNELS:
+                key = (conn.key.account_id, name)  # type: ignore[union-attr]
+                channel = self._private.get(key)
+                if channel is None:
+                    channel = self._private[key] = _Channel(name)
+                channel.conns.add(conn)
+            elif name.startswith("book."):
+                # joins the channel with its snapshot, after this batch's delta (end_batch)
+                self._pending_snapshots.append((conn, name))
+            else:
+                self._public[name].conns.add(conn)
+        return {"channels": names}
+
+    def _unsubscribe(self, conn: Conn, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        names = self._channel_names(args)
+        for name in names:
+            self._unsubscribe_one(conn, name)
+        return {"channels": names}
+
+    def _unsubscribe_one(self, conn: Conn, name: str) -> None:
+        if name not in conn.channels:
+            return
+        conn.channels.discard(name)
+        if name in PRIVATE_CHANNELS:
+            channel = self._private.get((conn.key.account_id, name))  # type: ignore[union-attr]
+            if channel is not None:
+                channel.conns.discard(conn)
+        else:
+            self._public[name].conns.discard(conn)
+
+    def _snapshot(self, conn: Conn, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        a = Args(args)
+        symbol = a.get("symbol", str)
+        depth = a.get("depth", int, required=False, default=50)
+        a.done()
+        if symbol not in self.venue.symbols:
+            raise ProtocolError(R.UNKNOWN_MARKET, f"unknown market {symbol[:40]!r}")
+        if not 1 <= depth <= BOOK_LEVELS:
+            raise ProtocolError(R.BAD_ARGUMENT, f"depth: 1-{BOOK_LEVELS}")
+        bids, asks = self._book_levels(symbol, depth)
+        return {"symbol": symbol, "seq": self._public[f"book.{symbol}"].seq, "bids": bids,
+                "asks": asks, "ts": self.venue.time}
+
+    # -- account ops ----------------------------------------------------------------------------
+
+    def _view(self, conn: Conn) -> AccountView:
+        account = self._account(conn)
+        try:
+            return self.venue.account(account)
+        except KeyError:
+            raise ProtocolError(R.UNKNOWN_ACCOUNT, "the account has no deposit") from None
+
+    def _balance(self, conn: Conn, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        Args(args).done()
+        v = self._view(conn)
+        return {"accountId": v.account_id, "balance": v.balance, "equity": v.equity,
+                "marginUsed": v.margin_used, "maintenanceMargin": v.maintenance_margin,
+                "available": v.available, "withdrawable": v.withdrawable,
+                "openOrders": v.open_orders}
+
+    def _positions(self, conn: Conn, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        Args(args).done()
+        view = self._view(conn)
+        return {"positions": [_position(p, self.venue.time) for p in view.positions.values()]}
+
+    def _open_orders(self, conn: Conn, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        a = Args(args)
+        symbol = a.get("symbol", str, required=False)
+        a.done()
+        self._view(conn)
+        out = []
+        for o in self.venue.open_orders(conn.key.account_id):  # type: ignore[union-attr]
+            if symbol is not None and o["symbol"] != symbol:
+                continue
+            row = {"orderId": o["order_id"], "symbol": o["symbol"],
+                   "side": _SIDE_NAME[int(o["side"])], "price": o["price"], "qty": o["qty"],
+                   "reduceOnly": o["reduce_only"], "clientOrderId": o["client_order_id"]}
+            if "trigger_price" in o:
+                row["triggerPrice"] = o["trigger_price"]
+                row["triggerKind"] = o["trigger_kind"]
+            out.append(row)
+        return {"orders": out}
+
+    def _leverage(self, conn: Conn, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        account = self._account(conn)
+        a = Args(args)
+        symbol, leverage = a.get("symbol", str), a.get("leverage", int)
+        a.done()
+        self._submit(C.SetLeverage(account, symbol, leverage))
+        return {"symbol": symbol, "leverage": leverage}
+
+    def _margin_mode(self, conn: Conn, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        account = self._account(conn)
+        a = Args(args)
+        symbol, mode = a.get("symbol", str), a.get("mode", str)
+        a.done()
+        self._submit(C.SetMarginMode(account, symbol, mode))
+        return {"symbol": symbol, "mode": mode}
+
+    # -- admin ops ------------------------------------------------------------------------------
+
+    def _admin_index(self, conn: Conn, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        self._admin(conn)
+        a = Args(args)
+        symbol, price = a.get("symbol", str), a.get("price", int)
+        a.done()
+        self._submit(C.SetIndexPrice(symbol, price))
+        view = self.venue.market(symbol)
+        return {"symbol": symbol, "index": view.index, "mark": view.mark}
+
+    def _admin_deposit(self, conn: Conn, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        self._admin(conn)
+        a = Args(args)
+        account, amount = a.get("accountId", int), a.get("amount", int)
+        a.done()
+        if account <= 0:
+            raise ProtocolError(R.BAD_ARGUMENT, "accountId: a positive integer")
+        events = self._submit(C.Deposit(account, amount))
+        return {"accountId": account, "balance": events[0].balance}
+
+    def _admin_status(self, conn: Conn, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        self._admin(conn)
+        a = Args(args)
+        symbol, status = a.get("symbol", str), a.get("status", str)
+        a.done()
+        self._submit(C.SetTradingStatus(symbol, status))
+        return {"symbol": symbol, "status": status}
+
+    # -- events to pushes -----------------------------------------------------------------------
+
+    def _private_push(self, account: int, name: str, data: dict[str, Any]) -> None:
+        channel = self._private.get((account, name))
+        if channel is not None:
+            channel.publish(data)
+
+    def _wants(self, account: int, name: str) -> bool:
+        channel = self._private.get((account, name))
+        return channel is not None and bool(channel.conns)
+
+    def _publish(self, events: Iterable[Any]) -> None:
+        ts = self.venue.time
+        public = self._public
+        changed: dict[int, set[str]] = {}  # account -> symbols whose position may have moved
+        for e in events:
+            t = type(e)
+            if t is Fill:
+                self._touched_books.add(e.symbol)
+                liq = e.liquidation_id is not None
+                public["trades." + e.symbol].publish({
+                    "tradeId": e.trade_id, "price": e.price, "qty": e.qty,
+                    "side": _SIDE_NAME[e.taker_side], "ts": ts, "liquidation": liq,
+                    "liquidationId": e.liquidation_id})
+                for account, oid, side, fee, role in (
+                        (e.taker_account, e.taker_order_id, e.taker_side, e.taker_fee, "taker"),
+                        (e.maker_account, e.maker_order_id, -e.taker_side, e.maker_fee,
+                         "maker")):
+                    changed.setdefault(account, set()).add(e.symbol)
+                    self._private_push(account, "fills", {
+                        "tradeId": e.trade_id, "orderId": oid, "symbol": e.symbol,
+                        "side": _SIDE_NAME[side], "price": e.price, "qty": e.qty, "fee": fee,
+                        "role": role, "liquidation": liq, "ts": ts})
+            elif t is OrderAccepted:
+                self._touched_books.add(e.symbol)
+                self._private_push(e.account_id, "orders", {
+                    "type": "accepted", "orderId": e.order_id,
+                    "clientOrderId": e.client_order_id, "symbol": e.symbol,
+                    "side": _SIDE_NAME[int(e.side)], "price": e.price, "qty": e.qty,
+                    "limit": e.limit, "timeInForce": TimeInForce(e.tif).name,
+                    "postOnly": e.post_only,
+                    "reduceOnly": e.reduce_only, "liquidationId": e.liquidation_id, "ts": ts})
+            elif t is OrderCanceled:
+                self._touched_books.add(e.symbol)
+                self._private_push(e.account_id, "orders", {
+                    "type": "canceled", "orderId": e.order_id, "symbol": e.symbol,
+                    "remaining": e.remaining, "reason": e.reason, "ts": ts})
+            elif t is OrderAmended:
+                self._touched_books.add(e.symbol)
+                self._private_push(e.account_id, "orders", {
+                    "type": "amended", "orderId": e.order_id, "symbol": e.symbol,
+                    "price": e.price, "qty": e.qty, "reason": e.reason, "ts": ts})
+            elif t is ConditionalAccepted:
+                self._private_push(e.account_id, "orders", {
+                    "type": "conditional", "orderId": e.order_id,
+                    "clientOrderId": e.client_order_id, "symbol": e.symbol,
+                    "side": _SIDE_NAME[int(e.side)], "qty": e.qty,
+                    "triggerPrice": e.trigger_price, "triggerKind": e.trigger_kind,
+                    "price": e.price, "reduceOnly": e.reduce_only, "ts": ts})
+            elif t is OrderTriggered:
+                self._private_push(e.account_id, "orders", {
+                    "type": "triggered", "orderId": e.order_id, "symbol": e.symbol,
+                    "triggerPrice": e.trigger_price, "mark": e.mark, "ts": ts})
+            elif t is MarkUpdated:
+                public["mark." + e.symbol].publish({
+                    "mark": e.mark, "index": e.index, "fundingRate": e.funding_rate,
+                    "nextFundingTime": e.next_funding_ts, "openInterest": e.open_interest,
+                    "ts": e.ts_ns})
+            elif t is Liquidation:
+                changed.setdefault(e.account_id, set()).add(e.symbol)
+                c = e.cause
+                public["liquidations." + e.symbol].publish({
+                    "liquidationId": e.liquidation_id, "side": _SIDE_NAME[e.side],
+                    "qty": e.qty, "price": e.price, "mark": e.mark,
+                    "bankruptcyPrice": e.bankruptcy_price, "bookQty": e.book_qty,
+                    "insuranceQty": e.insurance_qty, "adlQty": e.adl_qty, "fee": e.fee,
+                    "generation": e.generation,
+                    "cause": {"kind": c.kind, "seq": c.seq, "tradeId": c.trade_id,
+                              "liquidationId": c.liquidation_id, "generation": c.generation},
+                    "ts": ts})
+            elif t is FundingSettled:
+                public["funding." + e.symbol].publish({
+                    "rate": e.rate, "price": e.price, "perLot": e.per_lot,
+                    "longLots": e.long_lots, "paid": e.paid, "ts": e.ts_ns})
+            elif t is FundingPayment:
+                changed.setdefault(e.account_id, set())
+                self._private_push(e.account_id, "account", {
+                    "type": "funding", "symbol": e.symbol, "size": e.size,
+                    "amount": e.amount, "ts": ts})
+            elif t is Adl or t is InsuranceTakeover:
+                changed.setdefault(e.account_id, set()).add(e.symbol)
+                if t is Adl:
+                    changed.setdefault(e.counterparty, set()).add(e.symbol)
+            elif t is Deposited or t is Withdrawn or t is LeverageSet or t is MarginModeSet:
+                changed.setdefault(e.account_id, set())
+        for account, symbols in changed.items():
+            if account <= 0:
+                continue  # an insurance fund
+            want_pos = self._wants(account, "positions") and symbols
+            if not (want_pos or self._wants(account, "account")):
+                continue
+            view = self.venue.account(account)
+            if want_pos:
+                for symbol in sorted(symbols):
+                    p = view.positions.get(symbol)
+                    data = _position(p, ts) if p is not None else _flat(symbol, ts)
+                    self._private_push(account, "positions", data)
+            self._private_push(account, "account", {
+                "type": "balance", "balance": view.balance, "equity": view.equity,
+                "available": view.available, "marginUsed": view.margin_used,
+                "maintenanceMargin": view.maintenance_margin, "ts": ts})
+
+    # -- books ----------------------------------------------------------------------------------
+
+    def _book_levels(self, symbol: str, depth: int) -> tuple[list[list[int]], list[list[int]]]:
+        """The levels as last published (so a snapshot and the next delta agree)."""
+        state = self._books.get(symbol)
+        if state is None:
+            state = self._books[symbol] = self._live_state(symbol)
+        bids = sorted(state.bids.items(), reverse=True)[:depth]
+        asks = sorted(state.asks.items())[:depth]
+        return [list(x) for x in bids], [list(x) for x in asks]
+
+    def _live_state(self, symbol: str) -> _BookState:
+        bids, asks = self.venue.book(symbol).depth(BOOK_LEVELS)
+        return _BookState(dict(bids), dict(asks))
+
+    def end_batch(self) -> None:
+        """Publish one conflated book and bbo delta per changed market, then the snapshots of
+        new book subscribers."""
+        ts = self.venue.time
+        for symbol in sorted(self._touched_books):
+            book_ch = self._public["book." + symbol]
+            bbo_ch = self._public["bbo." + symbol]
+            state = self._books.get(symbol)
+            if state is None and not book_ch.conns and not bbo_ch.conns:
+                continue
+            live = self._live_state(symbol)
+            if state is not None:
+                bids = _diff(state.bids, live.bids, reverse=True)
+                asks = _diff(state.asks, live.asks, reverse=False)
+                if bids or asks:
+                    book_ch.publish({"type": "delta", "bids": bids, "asks": asks, "ts": ts})
+                live.bbo = state.bbo
+            bbo = _bbo(live)
+            if bbo != live.bbo:
+                live.bbo = bbo
+                bbo_ch.publish({"bid": bbo[0], "bidQty": bbo[1], "ask": bbo[2],
+                                "askQty": bbo[3], "ts": ts})
+            self._books[symbol] = live
+        self._touched_books.clear()
+        for conn, name in self._pending_snapshots:
+            channel = self._public[name]
+            if conn.cid not in self.conns or name not in conn.channels or conn in channel.conns:
+                continue
+            bids, asks = self._book_levels(name[5:], BOOK_LEVELS)
+            channel.conns.add(conn)
+            conn.send({"ch": name, "seq": channel.seq, "prev": None,
+                       "data": {"type": "snapshot", "bids": bids, "asks": asks, "ts": ts}})
+        self._pending_snapshots.clear()
+        for symbol in [s for s in self._books
+                       if not self._public["book." + s].conns
+                       and not self._public["bbo." + s].conns]:
+            del self._books[symbol]
+
+
+def _diff(old: dict[int, int], new: dict[int, int], *, reverse: bool) -> list[list[int]]:
+    out = [[p, q] for p, q in new.items() if old.get(p) != q]
+    out += [[p, 0] for p in old if p not in new]
+    out.sort(reverse=reverse)
+    return out
+
+
+def _bbo(state: _BookState) -> tuple[Any, ...]:
+    bid = max(state.bids) if state.bids else None
+    ask = min(state.asks) if state.asks else None
+    return (bid, state.bids[bid] if bid is not None else None,
+            ask, state.asks[ask] if ask is not None else None)
+
+
+def _position(p: PositionView, ts: int) -> dict[str, Any]:
+    return {"symbol": p.symbol, "size": p.size, "entryPrice": p.entry_price,
+            "unrealizedPnl": p.unrealized_pnl, "marginMode": p.margin_mode,
+            "leverage": p.leverage, "isolatedMargin": p.isolated_margin,
+            "maintenanceMargin": p.maintenance_margin, "liquidationPrice": p.liquidation_price,
+            "ts": ts}
+
+
+def _flat(symbol: str, ts: int) -> dict[str, Any]:
+    return {"symbol": symbol, "size": 0, "entryPrice": 0, "unrealizedPnl": 0,
+            "marginMode": None, "leverage": None, "isolatedMargin": 0, "maintenanceMargin": 0,
+            "liquidationPrice": None, "ts": ts}
+
+
+def _place_result(command: Any, events: list[Any]) -> dict[str, Any]:
+    first = next(e for e in events if (type(e) is OrderAccepted or type(e) is ConditionalAccepted)
+                 and e.account_id == command.account_id)
+    if type(first) is ConditionalAccepted:
+        return {"orderId": first.order_id, "clientOrderId": first.client_order_id,
+                "symbol": first.symbol, "status": "UNTRIGGERED", "filledQty": 0,
+                "remainingQty": first.qty}
+    oid = first.order_id
+    filled = 0
+    status = None
+    for e in events:
+        t = type(e)
+        if t is Fill and e.taker_order_id == oid:
+            filled += e.qty
+        elif t is OrderCanceled and e.order_id == oid:
+            status = _CANCELED_STATUS.get(e.reason, "CANCELED")
+    if status is None:
+        status = "FILLED" if filled == command.qty else \
+            "PARTIALLY_FILLED" if filled else "NEW"
+    remaining = command.qty - filled if status in ("NEW", "PARTIALLY_FILLED") else 0
+    return {"orderId": oid, "clientOrderId": first.client_order_id, "symbol": first.symbol,
+            "status": status, "filledQty": filled, "remainingQty": remaining}
