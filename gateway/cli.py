@@ -39,8 +39,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="where the dev keys are written (and read back on restart)")
     p.add_argument("--book", choices=("auto", "compiled", "reference"), default="auto")
     p.add_argument("--durability", choices=("fsync", "flush"), default="fsync")
-    p.add_argument("--requests-per-second", type=int, default=Limits.requests_per_second)
-    p.add_argument("--orders-per-second", type=int, default=Limits.orders_per_second)
+    p.add_argument("--requests-per-second", type=int, default=Limits().requests_per_second)
+    p.add_argument("--orders-per-second", type=int, default=Limits().orders_per_second)
     return p
 
 

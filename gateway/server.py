@@ -144,6 +144,7 @@ class Server:
         self.venue: Venue | None = None
         self.exchange: Exchange | None = None
         self.failure: BaseException | None = None
+        self.dropped: list[tuple[int, int, str]] = []  # (connection, close code, reason)
         self.stopped = asyncio.Event()
         self._links: dict[int, _Link] = {}
         self._inbox: asyncio.Queue[Any] = asyncio.Queue()
@@ -330,10 +331,12 @@ class Server:
                             conn.cid, len(link.queue))
                 link.queue.clear()
                 link.closing = (1008, "slow consumer")
+                self.dropped.append((conn.cid, 1008, "slow consumer"))
                 if link.writer is not None:
                     link.writer.cancel()
                 asyncio.get_running_loop().create_task(link.ws.close(1008, "slow consumer"))
                 continue
             if conn.close is not None:
                 link.closing = conn.close
+                self.dropped.append((conn.cid, *conn.close))
             link.ready.set()
