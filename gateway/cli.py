@@ -88,21 +88,21 @@ async def serve(server: Server,
     return 1 if server.failure is not None else 0
 
 
+def print_ready(s: Server, args: argparse.Namespace) -> None:
+    venue = s.venue
+    assert venue is not None
+    print(f"gaemi serve: listening on {s.url} (JSON: gaemi.json, msgpack: gaemi.msgpack)")
+    print(f"  markets  {', '.join(venue.symbols)}")
+    print(f"  journal  {s.journal or 'none'} ({venue.seq} commands, state "
+          f"{venue.state_hash()})")
+    if args.keys:
+        print(f"  keys     {args.keys}")
+    if Path(args.dev_keys_file).exists() and any(k.startswith("dev-") for k in s.keys):
+        print(f"  dev keys {args.dev_keys_file} (accounts 1..; admin key 'admin')")
+    print("  stop with Ctrl-C (SIGINT) or SIGTERM", flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
+    """``gaemi serve`` without the index feed (the feed is a client: clients/cli.py)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    server = server_from_args(args)
-
-    def ready(s: Server) -> None:
-        venue = s.venue
-        assert venue is not None
-        print(f"gaemi serve: listening on {s.url} (JSON: gaemi.json, msgpack: gaemi.msgpack)")
-        print(f"  markets  {', '.join(venue.symbols)}")
-        print(f"  journal  {s.journal or 'none'} ({venue.seq} commands, state "
-              f"{venue.state_hash()})")
-        if args.keys:
-            print(f"  keys     {args.keys}")
-        if Path(args.dev_keys_file).exists() and any(k.startswith("dev-") for k in s.keys):
-            print(f"  dev keys {args.dev_keys_file} (accounts 1..; admin key 'admin')")
-        print("  stop with Ctrl-C (SIGINT) or SIGTERM", flush=True)
-
-    return asyncio.run(serve(server, ready))
+    return asyncio.run(serve(server_from_args(args), lambda s: print_ready(s, args)))
