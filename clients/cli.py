@@ -164,6 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sp.add_argument("--index-from", help="replay from this date (YYYY-MM-DD; default: the "
                                          "last 20 trading days)")
     sp.set_defaults(func=_cmd_serve)
+    from clients.bots import cli as bots_cli
+
+    bots_cli.add_parser(sub)
     args = parser.parse_args(argv)
     return int(args.func(args))
 
