@@ -232,7 +232,7 @@ class Exchange:
             else:
                 result = self._ops[op](conn, op, request.args)
         except ProtocolError as exc:
-            conn.send(error(rid, exc.code, f"{R(exc.code).name}: {exc.msg}"))
+            conn.send(error(rid, exc.code, _message(exc)))
             return
         conn.send(ok(rid, result))
 
@@ -266,8 +266,7 @@ class Exchange:
         """Run a client's command; a rejection becomes the request's error."""
         events = self.venue.submit(command)
         if len(events) == 1 and type(events[0]) is Rejected:
-            reason = R(events[0].reason)
-            raise ProtocolError(reason, reason.name)
+            raise ProtocolError(R(events[0].reason), "")
         self._publish(events)
         return events
 
@@ -315,8 +314,8 @@ class Exchange:
                 results.append({"ok": True,
                                 "result": self._order_op(account, item_op, item_args)})
             except ProtocolError as exc:
-                results.append({"ok": False, "error": {
-                    "code": int(exc.code), "msg": f"{R(exc.code).name}: {exc.msg}"}})
+                results.append({"ok": False, "error": {"code": int(exc.code),
+                                                       "msg": _message(exc)}})
         return {"results": results}
 
     def _cancel_all_after(self, conn: Conn, op: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -599,6 +598,11 @@ class Exchange:
                     "ts": e.ts_ns})
             elif t is Liquidation:
                 changed.setdefault(e.account_id, set()).add(e.symbol)
+                self._private_push(e.account_id, "account", {
+                    "type": "liquidation", "liquidationId": e.liquidation_id,
+                    "symbol": e.symbol, "side": _SIDE_NAME[e.side], "qty": e.qty,
+                    "price": e.price, "mark": e.mark, "bankruptcyPrice": e.bankruptcy_price,
+                    "fee": e.fee, "generation": e.generation, "ts": ts})
                 c = e.cause
                 public["liquidations." + e.symbol].publish({
                     "liquidationId": e.liquidation_id, "side": _SIDE_NAME[e.side],
@@ -623,6 +627,7 @@ class Exchange:
                 if t is Adl:
                     changed.setdefault(e.counterparty, set()).add(e.symbol)
             elif t is Deposited or t is Withdrawn or t is LeverageSet or t is MarginModeSet:
+                # a balance push; leverage and mode are confirmed by the op's own result
                 changed.setdefault(e.account_id, set())
         for account, symbols in changed.items():
             if account <= 0:
@@ -693,6 +698,11 @@ class Exchange:
                        if not self._public["book." + s].conns
                        and not self._public["bbo." + s].conns]:
             del self._books[symbol]
+
+
+def _message(exc: ProtocolError) -> str:
+    name = R(exc.code).name
+    return f"{name}: {exc.msg}" if exc.msg else name
 
 
 def _diff(old: dict[int, int], new: dict[int, int], *, reverse: bool) -> list[list[int]]:
