@@ -14,6 +14,7 @@ import platform
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import engine
@@ -104,6 +105,44 @@ Engine throughput on the day's {s['engine_commands']:,} commands ({s['implementa
 """)
 
 
+def _cmd_flow(args: argparse.Namespace) -> int:
+    """Replay a Gaemi order-flow file in process (full speed) or into a running server."""
+    import asyncio
+    from collections import Counter
+
+    from clients.replay import orderflow
+    from risk import Venue
+
+    records = list(orderflow.read(args.file))
+    if not records:
+        raise SystemExit(f"{args.file}: no records")
+    if args.url is None:
+        venue = Venue(start_ts=records[0].ts)
+        started = time.perf_counter()
+        applied = orderflow.apply(records, venue)
+        elapsed = time.perf_counter() - started
+        venue.check_invariants()
+        refused = Counter(e.reason for a in applied for e in a.events if e.kind == "rejected")
+        print(f"{len(records):,} records in {elapsed:.2f} s ({len(records) / elapsed:,.0f}/s); "
+              f"refused {sum(refused.values()):,} {dict(refused) or ''}")
+        print(f"state hash {venue.state_hash()}")
+        return 0
+    from clients.bots.cli import read_key
+    from clients.replay.live import replay_live
+
+    if args.keys_file is None:
+        raise SystemExit("--keys-file is needed with --url (gaemi serve writes one)")
+    accounts = sorted({r.account for r in records if r.op not in orderflow.ADMIN_OPS})
+    keys = {a: read_key(args.keys_file, a) for a in accounts}
+    rows = json.loads(args.keys_file.read_text())["keys"]
+    admin = next(((r["apiKey"], r["secret"]) for r in rows if r.get("admin")), None)
+    stats = asyncio.run(replay_live(args.url, records, keys=keys, admin=admin,
+                                    speed=args.speed))
+    print(f"sent {stats.sent:,} over {stats.accounts} accounts: {stats.ok:,} acknowledged, "
+          f"refused {dict(stats.refused) or 0}; worst lag {stats.max_lag * 1000:.1f} ms")
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
     import logging
@@ -164,6 +203,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     sp.add_argument("--index-from", help="replay from this date (YYYY-MM-DD; default: the "
                                          "last 20 trading days)")
     sp.set_defaults(func=_cmd_serve)
+    fp = sub.add_parser("flow", help="replay a Gaemi order-flow file (JSONL or msgpack), in "
+                                     "process or into a running server")
+    fp.add_argument("file", help="a .jsonl or .msgpack flow (optionally .gz); docs/replay.md")
+    fp.add_argument("--url", help="replay into this server instead of in process")
+    fp.add_argument("--keys-file", type=Path, help="keys of the flow's accounts (with --url)")
+    fp.add_argument("--speed", type=float, default=1.0,
+                    help="x real time (with --url; 0: as fast as possible)")
+    fp.set_defaults(func=_cmd_flow)
     from clients.bots import cli as bots_cli
 
     bots_cli.add_parser(sub)
