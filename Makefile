@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml setup.py engine/_book.pyx engine/_book.pxd
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/gaemi replay
+	$(VENV)/bin/gaemi demo
 
 test: $(STAMP)
 	$(PY) -m pytest tests

@@ -211,6 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     fp.add_argument("--speed", type=float, default=1.0,
                     help="x real time (with --url; 0: as fast as possible)")
     fp.set_defaults(func=_cmd_flow)
+    from clients.scenario import cli as scenario_cli
+
+    scenario_cli.add_parsers(sub)
     from clients.bots import cli as bots_cli
 
     bots_cli.add_parser(sub)
