@@ -38,7 +38,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.codes import RejectReason
-from gateway.wire.messages import order_command
+from gateway.wire.messages import account_command, order_command
 from risk import commands as C
 from risk.calendar import NS_PER_SECOND
 from risk.events import (
@@ -59,6 +59,7 @@ from clients.scenario.path import DayPlan, build_days
 __all__ = ["run"]
 
 _ORDER_OPS = frozenset({"order.place", "order.cancel", "order.amend", "order.cancelAll"})
+_ACCOUNT_OPS = frozenset({"account.setLeverage", "account.setMarginMode"})
 _RECORDED = (Fill, Liquidation, InsuranceTakeover, Adl, BadDebt, FundingSettled)
 _DEPTH_LEVELS = 200
 _DEPTH_BAND_PPM = 50_000  # a Sample's depth counts levels within 5% of the mark
@@ -109,8 +110,10 @@ class _Driver:
         op, args = message["op"], message["args"]
         if op in _ORDER_OPS:
             command = order_command(op, args, account_id)
+        elif op in _ACCOUNT_OPS:
+            command = account_command(op, args, account_id)
         else:
-            command = _account_command(op, args, account_id)
+            raise ValueError(f"not an op an in-process agent may send: {op}")
         return self._submit(command)
 
     def deposit(self, account_id: int, amount: int) -> None:
@@ -409,21 +412,6 @@ def _to_grid(ts: int, day: DayPlan, step_s: int) -> int:
     """``ts`` moved up to the next step of the day's window."""
     step = step_s * NS_PER_SECOND
     return day.window_start + -(-(ts - day.window_start) // step) * step
-
-
-def _account_command(op: str, args: dict[str, Any], account_id: int) -> Any:
-    """The venue command of ``account.setLeverage`` / ``account.setMarginMode`` (strict)."""
-    expected = {"account.setLeverage": ("leverage", int),
-                "account.setMarginMode": ("mode", str)}
-    if op not in expected:
-        raise ValueError(f"not an op an in-process agent may send: {op}")
-    name, kind = expected[op]
-    if set(args) != {"symbol", name} or type(args["symbol"]) is not str or \
-            type(args[name]) is not kind:
-        raise ValueError(f"{op}: arguments are symbol (text) and {name} ({kind.__name__})")
-    if op == "account.setLeverage":
-        return C.SetLeverage(account_id, args["symbol"], args["leverage"])
-    return C.SetMarginMode(account_id, args["symbol"], args["mode"])
 
 
 def _plain(value: Any) -> Any:

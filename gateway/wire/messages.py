@@ -23,7 +23,8 @@ from gateway.wire.codec import ProtocolError
 from risk import commands as C
 
 
-__all__ = ["OPS", "Request", "error", "ok", "order_command", "parse_request", "push"]
+__all__ = ["OPS", "Request", "account_command", "error", "ok", "order_command",
+           "parse_request", "push"]
 
 PUBLIC_OPS = frozenset({"session.logon", "ping", "instruments", "subscribe", "unsubscribe",
                         "snapshot.book"})
@@ -184,3 +185,19 @@ def order_command(op: str, args: dict[str, Any], account_id: int) -> Any:
         a.done()
         return C.CancelAll(account_id, symbol)
     raise ValueError(f"not an order op: {op}")
+
+
+def account_command(op: str, args: dict[str, Any], account_id: int) -> Any:
+    """The venue command of ``account.setLeverage`` or ``account.setMarginMode``;
+    ProtocolError for bad arguments (the venue judges the values)."""
+    a = Args(args)
+    symbol = a.get("symbol", str)
+    if op == "account.setLeverage":
+        leverage = a.get("leverage", int)
+        a.done()
+        return C.SetLeverage(account_id, symbol, leverage)
+    if op == "account.setMarginMode":
+        mode = a.get("mode", str)
+        a.done()
+        return C.SetMarginMode(account_id, symbol, mode)
+    raise ValueError(f"not an account command op: {op}")

@@ -22,7 +22,9 @@ from engine.codes import RejectReason as R
 from engine.codes import Side, TimeInForce
 from gateway.wire.auth import ApiKey, verify_logon
 from gateway.wire.codec import ProtocolError, decode, encode
-from gateway.wire.messages import MAX_BATCH, Args, error, ok, order_command, parse_request
+from gateway.wire.messages import (
+    MAX_BATCH, Args, account_command, error, ok, order_command, parse_request,
+)
 from risk import commands as C
 from risk.events import (
     AccountView, Adl, ConditionalAccepted, Deposited, Fill, FundingPayment, FundingSettled,
@@ -484,20 +486,14 @@ class Exchange:
         return {"orders": out}
 
     def _leverage(self, conn: Conn, op: str, args: dict[str, Any]) -> dict[str, Any]:
-        account = self._account(conn)
-        a = Args(args)
-        symbol, leverage = a.get("symbol", str), a.get("leverage", int)
-        a.done()
-        self._submit(C.SetLeverage(account, symbol, leverage))
-        return {"symbol": symbol, "leverage": leverage}
+        command = account_command(op, args, self._account(conn))
+        self._submit(command)
+        return {"symbol": command.symbol, "leverage": command.leverage}
 
     def _margin_mode(self, conn: Conn, op: str, args: dict[str, Any]) -> dict[str, Any]:
-        account = self._account(conn)
-        a = Args(args)
-        symbol, mode = a.get("symbol", str), a.get("mode", str)
-        a.done()
-        self._submit(C.SetMarginMode(account, symbol, mode))
-        return {"symbol": symbol, "mode": mode}
+        command = account_command(op, args, self._account(conn))
+        self._submit(command)
+        return {"symbol": command.symbol, "mode": command.mode}
 
     # -- admin ops ------------------------------------------------------------------------------
 
