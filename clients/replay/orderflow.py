@@ -39,7 +39,7 @@ import msgpack
 import orjson
 
 from gateway.wire.codec import ProtocolError
-from gateway.wire.messages import Args, order_command
+from gateway.wire.messages import admin_command, order_command
 from risk import commands as C
 
 
@@ -92,24 +92,7 @@ class FlowRecord:
         """The venue command; ``ProtocolError`` for arguments the wire would refuse."""
         if self.op in ORDER_OPS:
             return order_command(self.op, self.args, self.account)
-        return _admin_command(self.op, self.args)
-
-
-def _admin_command(op: str, args: dict[str, Any]) -> Any:
-    a = Args(args)  # the wire's strict argument reader
-    if op == "admin.setIndex":
-        symbol, price = a.get("symbol", str), a.get("price", int)
-        a.done()
-        return C.SetIndexPrice(symbol, price)
-    if op == "admin.deposit":
-        account, amount = a.get("accountId", int), a.get("amount", int)
-        a.done()
-        return C.Deposit(account, amount)
-    if op == "admin.setStatus":
-        symbol, status = a.get("symbol", str), a.get("status", str)
-        a.done()
-        return C.SetTradingStatus(symbol, status)
-    raise ValueError(f"not a flow op: {op}")
+        return admin_command(self.op, self.args)
 
 
 def _plain(value: Any, depth: int = 0) -> str | None:

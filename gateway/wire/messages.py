@@ -23,8 +23,8 @@ from gateway.wire.codec import ProtocolError
 from risk import commands as C
 
 
-__all__ = ["OPS", "Request", "account_command", "error", "ok", "order_command",
-           "parse_request", "push"]
+__all__ = ["OPS", "Request", "account_command", "admin_command", "error", "ok",
+           "order_command", "parse_request", "push"]
 
 PUBLIC_OPS = frozenset({"session.logon", "ping", "instruments", "subscribe", "unsubscribe",
                         "snapshot.book"})
@@ -201,3 +201,24 @@ def account_command(op: str, args: dict[str, Any], account_id: int) -> Any:
         a.done()
         return C.SetMarginMode(account_id, symbol, mode)
     raise ValueError(f"not an account command op: {op}")
+
+
+def admin_command(op: str, args: dict[str, Any]) -> Any:
+    """The venue command of an admin op (``admin.setIndex``, ``admin.deposit``,
+    ``admin.setStatus``); ProtocolError for bad arguments."""
+    a = Args(args)
+    if op == "admin.setIndex":
+        symbol, price = a.get("symbol", str), a.get("price", int)
+        a.done()
+        return C.SetIndexPrice(symbol, price)
+    if op == "admin.deposit":
+        account, amount = a.get("accountId", int), a.get("amount", int)
+        a.done()
+        if account <= 0:
+            raise ProtocolError(R.BAD_ARGUMENT, "accountId: a positive integer")
+        return C.Deposit(account, amount)
+    if op == "admin.setStatus":
+        symbol, status = a.get("symbol", str), a.get("status", str)
+        a.done()
+        return C.SetTradingStatus(symbol, status)
+    raise ValueError(f"not an admin op: {op}")

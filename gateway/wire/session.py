@@ -23,7 +23,8 @@ from engine.codes import Side, TimeInForce
 from gateway.wire.auth import ApiKey, verify_logon
 from gateway.wire.codec import ProtocolError, decode, encode
 from gateway.wire.messages import (
-    MAX_BATCH, Args, account_command, error, ok, order_command, parse_request,
+    MAX_BATCH, Args, account_command, admin_command, error, ok, order_command,
+    parse_request,
 )
 from risk import commands as C
 from risk.events import (
@@ -164,8 +165,8 @@ class Exchange:
             "session.cancelAllAfter": self._cancel_all_after,
             "account.balance": self._balance, "account.positions": self._positions,
             "account.openOrders": self._open_orders, "account.setLeverage": self._leverage,
-            "account.setMarginMode": self._margin_mode, "admin.setIndex": self._admin_index,
-            "admin.deposit": self._admin_deposit, "admin.setStatus": self._admin_status,
+            "account.setMarginMode": self._margin_mode, "admin.setIndex": self._admin_op,
+            "admin.deposit": self._admin_op, "admin.setStatus": self._admin_op,
         }
 
     # -- connections ------------------------------------------------------------------------------
@@ -497,32 +498,16 @@ class Exchange:
 
     # -- admin ops ------------------------------------------------------------------------------
 
-    def _admin_index(self, conn: Conn, op: str, args: dict[str, Any]) -> dict[str, Any]:
+    def _admin_op(self, conn: Conn, op: str, args: dict[str, Any]) -> dict[str, Any]:
         self._admin(conn)
-        a = Args(args)
-        symbol, price = a.get("symbol", str), a.get("price", int)
-        a.done()
-        self._submit(C.SetIndexPrice(symbol, price))
-        view = self.venue.market(symbol)
-        return {"symbol": symbol, "index": view.index, "mark": view.mark}
-
-    def _admin_deposit(self, conn: Conn, op: str, args: dict[str, Any]) -> dict[str, Any]:
-        self._admin(conn)
-        a = Args(args)
-        account, amount = a.get("accountId", int), a.get("amount", int)
-        a.done()
-        if account <= 0:
-            raise ProtocolError(R.BAD_ARGUMENT, "accountId: a positive integer")
-        events = self._submit(C.Deposit(account, amount))
-        return {"accountId": account, "balance": events[0].balance}
-
-    def _admin_status(self, conn: Conn, op: str, args: dict[str, Any]) -> dict[str, Any]:
-        self._admin(conn)
-        a = Args(args)
-        symbol, status = a.get("symbol", str), a.get("status", str)
-        a.done()
-        self._submit(C.SetTradingStatus(symbol, status))
-        return {"symbol": symbol, "status": status}
+        command = admin_command(op, args)
+        events = self._submit(command)
+        if op == "admin.setIndex":
+            view = self.venue.market(command.symbol)
+            return {"symbol": command.symbol, "index": view.index, "mark": view.mark}
+        if op == "admin.deposit":
+            return {"accountId": command.account_id, "balance": events[0].balance}
+        return {"symbol": command.symbol, "status": command.status}
 
     # -- events to pushes -----------------------------------------------------------------------
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -28,36 +27,13 @@ from clients.bots import (
     MomentumParams,
 )
 from clients.bots.cli import _run, add_parser, parse_params, read_key
-from clients.client import Client, ConnectionLost, connect
+from clients.client import Client, ConnectionLost
 from gateway.server import Server
+from tests.clients.aio import GUARD, INDEX, SYMBOL, exchange, run, until
 
-SYMBOL = "SKHYNIX-PERP"
-INDEX = 120_000  # ticks: $1,200.00; the multiplier is 10 µ$ per tick-lot
-GUARD = 20.0  # seconds: a hang guard, never a speed requirement
 FAST = 0.02  # the bots' step interval in these tests
 
 
-def run(coro: Awaitable[Any]) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, GUARD * 2))
-
-
-async def until(condition: Callable[[], bool], what: str, timeout: float = GUARD) -> None:
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.005)
-    try:
-        await asyncio.wait_for(poll(), timeout)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
-
-
-@asynccontextmanager
-async def exchange(accounts: int = 3):
-    async with Server(port=0, dev_accounts=accounts, tick_interval=0.2) as srv:
-        async with connect(srv.url) as admin:
-            await admin.logon("admin", srv.keys["admin"].secret)
-            await admin.set_index(SYMBOL, INDEX)
-            yield srv, admin
 
 
 async def logged_on(srv: Server, n: int, encoding: str = "json") -> Client:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
@@ -19,36 +18,12 @@ from clients.book import BookFeed, follow_book
 from clients.client import Client, ConnectionLost, RequestError, connect, place_args
 from engine.codes import RejectReason as R
 from gateway.server import Server
+from tests.clients.aio import GUARD, INDEX, SYMBOL, exchange, run, until
 
-SYMBOL = "SKHYNIX-PERP"
-INDEX = 120_000  # ticks: $1,200.00
 UNIT = 1_000_000
-GUARD = 20.0  # seconds: a hang guard, never a speed requirement
 ENCODINGS = ["json", "msgpack"]
 
 
-def run(coro: Awaitable[Any]) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, GUARD * 2))
-
-
-async def until(condition: Callable[[], bool], what: str, timeout: float = GUARD) -> None:
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.005)
-    try:
-        await asyncio.wait_for(poll(), timeout)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
-
-
-@asynccontextmanager
-async def exchange(accounts: int = 3):
-    """A server with funded dev accounts and SKHYNIX-PERP's index set (so it has a mark)."""
-    async with Server(port=0, dev_accounts=accounts, tick_interval=0.2) as srv:
-        async with connect(srv.url) as admin:
-            await admin.logon("admin", srv.keys["admin"].secret)
-            await admin.set_index(SYMBOL, INDEX)
-            yield srv, admin
 
 
 async def trader(srv: Server, n: int, encoding: str = "json", **logon: Any) -> Client:
