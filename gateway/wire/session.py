@@ -529,21 +529,27 @@ class Exchange:
             if t is Fill:
                 self._touched_books.add(e.symbol)
                 liq = e.liquidation_id is not None
-                public["trades." + e.symbol].publish({
-                    "tradeId": e.trade_id, "price": e.price, "qty": e.qty,
-                    "side": _SIDE_NAME[e.taker_side], "ts": ts, "liquidation": liq,
-                    "liquidationId": e.liquidation_id})
+                trades = public["trades." + e.symbol]
+                if trades.conns:  # messages nobody receives are not built
+                    trades.publish({
+                        "tradeId": e.trade_id, "price": e.price, "qty": e.qty,
+                        "side": _SIDE_NAME[e.taker_side], "ts": ts, "liquidation": liq,
+                        "liquidationId": e.liquidation_id})
                 for account, oid, side, fee, role in (
                         (e.taker_account, e.taker_order_id, e.taker_side, e.taker_fee, "taker"),
                         (e.maker_account, e.maker_order_id, -e.taker_side, e.maker_fee,
                          "maker")):
                     changed.setdefault(account, set()).add(e.symbol)
+                    if not self._wants(account, "fills"):
+                        continue
                     self._private_push(account, "fills", {
                         "tradeId": e.trade_id, "orderId": oid, "symbol": e.symbol,
                         "side": _SIDE_NAME[side], "price": e.price, "qty": e.qty, "fee": fee,
                         "role": role, "liquidation": liq, "ts": ts})
             elif t is OrderAccepted:
                 self._touched_books.add(e.symbol)
+                if not self._wants(e.account_id, "orders"):
+                    continue
                 self._private_push(e.account_id, "orders", {
                     "type": "accepted", "orderId": e.order_id,
                     "clientOrderId": e.client_order_id, "symbol": e.symbol,
@@ -553,6 +559,8 @@ class Exchange:
                     "reduceOnly": e.reduce_only, "liquidationId": e.liquidation_id, "ts": ts})
             elif t is OrderCanceled:
                 self._touched_books.add(e.symbol)
+                if not self._wants(e.account_id, "orders"):
+                    continue
                 self._private_push(e.account_id, "orders", {
                     "type": "canceled", "orderId": e.order_id, "symbol": e.symbol,
                     "remaining": e.remaining, "reason": e.reason, "ts": ts})
@@ -573,7 +581,10 @@ class Exchange:
                     "type": "triggered", "orderId": e.order_id, "symbol": e.symbol,
                     "triggerPrice": e.trigger_price, "mark": e.mark, "ts": ts})
             elif t is MarkUpdated:
-                public["mark." + e.symbol].publish({
+                mark = public["mark." + e.symbol]
+                if not mark.conns:
+                    continue
+                mark.publish({
                     "mark": e.mark, "index": e.index, "fundingRate": e.funding_rate,
                     "nextFundingTime": e.next_funding_ts, "openInterest": e.open_interest,
                     "ts": e.ts_ns})
