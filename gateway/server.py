@@ -15,6 +15,7 @@ Each connection's outgoing queue is bounded: a client that does not read is clos
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 import time
@@ -57,8 +58,6 @@ def dev_keys(n: int, *, admin: bool = True) -> dict[str, ApiKey]:
 
 def load_keys(path: str | Path) -> dict[str, ApiKey]:
     """A key file (docs/protocol.md §3): ``{"keys": [{apiKey, secret, accountId, admin}]}``."""
-    import json
-
     data = json.loads(Path(path).read_text())
     keys = {}
     for row in data["keys"]:
@@ -71,8 +70,6 @@ def load_keys(path: str | Path) -> dict[str, ApiKey]:
 
 
 def save_keys(keys: dict[str, ApiKey], path: str | Path) -> None:
-    import json
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = [{"apiKey": k.key, "secret": k.secret, "accountId": k.account_id, "admin": k.admin}

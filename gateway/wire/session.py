@@ -14,6 +14,7 @@ deltas are conflated and appended by ``end_batch``.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,7 +92,7 @@ class Conn:
     cancel_on_disconnect: bool = False
     channels: set[str] = field(default_factory=set)
     outbox: list[str | bytes] = field(default_factory=list)
-    strikes: list[int] = field(default_factory=list)
+    strikes: deque[int] = field(default_factory=deque)  # times of refused requests
     close: tuple[int, str] | None = None
 
     def send(self, message: dict[str, Any]) -> None:
@@ -243,7 +244,7 @@ class Exchange:
         strikes = conn.strikes
         strikes.append(now_ns)
         while strikes and strikes[0] <= now_ns - STRIKE_WINDOW_NS:
-            strikes.pop(0)
+            strikes.popleft()
         if len(strikes) > self.limits.requests_per_second and conn.close is None:
             conn.close = (1008, "rate limit")
 
