@@ -129,6 +129,7 @@ class RejectReason(IntEnum):
     INVALID_CLIENT_ORDER_ID = 1107
     INVALID_STATUS = 1108  # an unknown trading status
     INVALID_REDUCE_ONLY = 1109  # reduce_only that is not a bool
+    TIME_STEP_TOO_LARGE = 1110  # one AdvanceTime may cover a bounded number of fundings
 
     # 2xxx: pre-trade risk (owned by ``risk``)
     INSUFFICIENT_MARGIN = 2001

@@ -7,31 +7,51 @@ journal durable, and only then hands the batch's responses and pushes to the wri
 acknowledged order is on disk. A timer queues a clock tick every second, which the sequencer
 turns into a journaled ``AdvanceTime`` (the venue never reads the clock itself).
 
-Each connection's outgoing queue is bounded: a client that does not read is closed with 1008
-"slow consumer" instead of holding everyone back. Input is bounded too: a connection with
-``MAX_INFLIGHT`` frames waiting is not read further until the sequencer catches up.
+Each connection's outgoing queue is bounded, in messages and in bytes (``Limits``), and so is
+its kernel send buffer (``send_buffer``, which turns off the kernel's autotuning): a client
+that does not read is closed with 1008 "slow consumer" instead of holding everyone back or
+growing the server's memory. Input is bounded too: a connection with ``MAX_INFLIGHT`` frames
+waiting is not read further until the sequencer catches up. Connections are limited in total
+and per client address (HTTP 503 before the upgrade).
+
+Faults (docs/reliability.md): no request can stop the sequencer (``Exchange`` turns a defect
+into error 9001 and rolls the venue back to its journal: ``_restore``). Only a failure to write
+the journal stops the server, since an order can no longer be made durable before it is
+acknowledged.
+
+Recovery: at start the venue is rebuilt from the newest valid snapshot and the journal after
+it (risk/recovery.py); then every account that held a cancel-on-disconnect session or an
+armed dead-man switch has its orders cancelled (journaled) before any connection is accepted.
+Every ``snapshot_every`` commands a snapshot is written by a forked child (the sequencer does
+not pause for it) and at a clean stop one more, so a restart replays little.
 """
 
 from __future__ import annotations
 
 import asyncio
+import http
 import json
 import logging
+import os
 import secrets
+import socket
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
+from websockets.exceptions import ConnectionClosed, NegotiationError
+from websockets.http11 import Request, Response
 
 from gateway.wire.auth import ApiKey
 from gateway.wire.codec import JSON, MAX_FRAME, SUBPROTOCOLS
-from gateway.wire.session import Conn, Exchange, Limits
+from gateway.wire.session import SLOW_CONSUMER, Conn, Exchange, Guards, Limits
 from risk import Deposit, Venue, usd
 from risk.markets import MarketSpec
+from risk.recovery import code_fingerprint, recover, write_snapshot
 
 
 __all__ = ["DEV_DEPOSIT", "Server", "dev_keys", "load_keys", "save_keys"]
@@ -43,6 +63,9 @@ DEV_DEPOSIT = usd(1_000_000)
 MAX_INFLIGHT = 1_000  # frames of one connection waiting for the sequencer
 MAX_BATCH_FRAMES = 4_096
 READ_LIMIT = 16 * MAX_FRAME  # larger frames close the connection (1009); smaller ones get 8011
+SEND_BUFFER = 256 * 1024  # bytes of kernel send buffer per connection
+CLOSE_TIMEOUT = 2  # seconds a closing handshake may take
+SNAPSHOT_EVERY = 50_000  # commands between two snapshots of the venue
 _TICK = object()
 _SHUTDOWN = object()
 _STOP = object()
@@ -81,7 +104,8 @@ def save_keys(keys: dict[str, ApiKey], path: str | Path) -> None:
 class _Link:
     """The I/O half of a connection: its websocket, outgoing queue and writer task."""
 
-    __slots__ = ("ws", "conn", "queue", "ready", "inflight", "resume", "writer", "closing")
+    __slots__ = ("ws", "conn", "queue", "ready", "inflight", "resume", "writer", "closing",
+                 "address")
 
     def __init__(self, ws: ServerConnection, conn: Conn) -> None:
         self.ws = ws
@@ -92,15 +116,18 @@ class _Link:
         self.resume = asyncio.Event()
         self.writer: asyncio.Task[None] | None = None
         self.closing: tuple[int, str] | None = None
+        self.address = _address(ws)
 
     async def write(self) -> None:
-        ws, queue = self.ws, self.queue
+        ws, queue, conn = self.ws, self.queue, self.conn
         try:
             while True:
                 await self.ready.wait()
                 self.ready.clear()
                 while queue:
-                    await ws.send(queue.popleft())
+                    frame = queue.popleft()
+                    conn.backlog -= len(frame)
+                    await ws.send(frame)
                 if self.closing is not None:
                     await ws.close(*self.closing)
                     return
@@ -117,14 +144,20 @@ class Server:
     ``dev-N`` (and ``admin``) and fund accounts 1..N with $1,000,000 each, once.
     ``durability``: "fsync" (each batch is on disk before it is acknowledged) or "flush"
     (handed to the OS: survives a crash of the server, not of the machine).
+    ``tick_interval``: seconds between clock ticks (None: no ticker; time then moves only
+    when ``exchange.tick`` is called, as tests that compare states do).
+    ``snapshot_every``: commands between snapshots (None: none; needs a journal).
+    ``send_buffer``: the kernel send buffer of each connection, in bytes.
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                  journal: str | Path | None = None, keys: dict[str, ApiKey] | None = None,
                  dev_accounts: int = 0, markets: Iterable[MarketSpec] | None = None,
                  book: str = "auto", limits: Limits | None = None,
-                 tick_interval: float = 1.0, durability: str = "fsync",
-                 clock: Callable[[], int] = time.time_ns) -> None:
+                 tick_interval: float | None = 1.0, durability: str = "fsync",
+                 clock: Callable[[], int] = time.time_ns,
+                 snapshot_every: int | None = SNAPSHOT_EVERY,
+                 send_buffer: int = SEND_BUFFER) -> None:
         if durability not in ("fsync", "flush"):
             raise ValueError("durability: 'fsync' or 'flush'")
         self.host = host
@@ -138,12 +171,18 @@ class Server:
         self.tick_interval = tick_interval
         self.durability = durability
         self.clock = clock
-        self.venue: Venue | None = None
+        self.snapshot_every = snapshot_every
+        self.send_buffer = send_buffer
         self.exchange: Exchange | None = None
         self.failure: BaseException | None = None
         self.dropped: list[tuple[int, int, str]] = []  # (connection, close code, reason)
+        self.recovery: dict[str, Any] = {}  # what the start found (docs/reliability.md)
         self.stopped = asyncio.Event()
         self._links: dict[int, _Link] = {}
+        self._per_address: dict[str, int] = {}
+        self._sock: socket.socket | None = None
+        self._snapshot_pid: int | None = None
+        self._snapshot_seq = 0
         self._inbox: asyncio.Queue[Any] = asyncio.Queue()
         self._ws_server: Any = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -154,39 +193,107 @@ class Server:
     def url(self) -> str:
         return f"ws://{self.host}:{self.port}"
 
+    @property
+    def venue(self) -> Venue | None:
+        """The venue (the exchange's: it is replaced when a defect rolls it back)."""
+        return self.exchange.venue if self.exchange is not None else None
+
     # -- lifecycle --------------------------------------------------------------------------
 
+    def bind(self) -> None:
+        """Bind the listening address (before anything else is created, so that a port in
+        use fails without side effects). ``start`` calls it when needed."""
+        if self._sock is not None:
+            return
+        infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+        except BaseException:
+            sock.close()
+            raise
+        self._sock = sock
+        self.port = sock.getsockname()[1]
+
     async def start(self) -> None:
+        self.bind()
+        try:
+            await self._start()
+        except BaseException:
+            if self._sock is not None:
+                self._sock.close()
+            if self.exchange is not None:
+                self.exchange.venue.close()
+            raise
+
+    async def _start(self) -> None:
         now = self.clock()
+        guards = Guards()
         if self.journal is not None and self.journal.exists() and self.journal.stat().st_size:
-            self.venue = Venue.recover(self.journal, book=self._book)
-            log.info("recovered %s: %d commands, state %s", self.journal, self.venue.seq,
-                     self.venue.state_hash())
+            started = time.perf_counter()
+            rec = recover(self.journal, book=self._book)
+            venue = rec.venue
+            guards = Guards.from_state(rec.owner)
+            for note in rec.notes:
+                guards.apply(note)
+            self.recovery = {
+                "seq": venue.seq, "snapshot": rec.snapshot.name if rec.snapshot else None,
+                "replayed": rec.replayed, "skipped": [p.name for p, _ in rec.skipped],
+                "torn_bytes": rec.torn.size if rec.torn else 0,
+                "seconds": round(time.perf_counter() - started, 3)}
+            log.info("recovered %s in %.2f s: seq %d, from %s + %d journaled commands, "
+                     "state %s", self.journal, self.recovery["seconds"], venue.seq,
+                     rec.snapshot.name if rec.snapshot else "the start", rec.replayed,
+                     venue.state_hash())
+            self._snapshot_seq = venue.seq - rec.replayed
         else:
             if self.journal is not None:
                 self.journal.parent.mkdir(parents=True, exist_ok=True)
-            self.venue = Venue(self._markets, book=self._book, journal=self.journal,
-                               start_ts=now)
+            venue = Venue(self._markets, book=self._book, journal=self.journal, start_ts=now)
         if self.dev_accounts:
             for key in dev_keys(self.dev_accounts).values():
                 self.keys.setdefault(key.key, key)
-        self.exchange = Exchange(self.venue, self.keys, limits=self.limits)
-        funded = set(self.venue.accounts())
+        restore = self._restore if self.journal is not None else None
+        self.exchange = Exchange(venue, self.keys, limits=self.limits, restore=restore,
+                                 guards=guards)
+        cancelled = self.exchange.recover_guards()
+        if cancelled:
+            log.info("cancelled the orders of %d accounts whose cancel-on-disconnect or "
+                     "dead-man switch the stop interrupted: %s", len(cancelled), cancelled)
+        self.recovery["guard_cancels"] = cancelled
+        funded = set(venue.accounts())
         for key in self.keys.values():
             if key.key.startswith("dev-") and key.account_id not in funded and \
                     key.account_id > 0:
                 self.exchange.system(Deposit(key.account_id, DEV_DEPOSIT))
                 funded.add(key.account_id)
         self.exchange.tick(now)
+        self.exchange.end_batch()
         self._flush_journal()
+        if self.snapshot_every is not None and self.journal is not None:
+            code_fingerprint()  # read the sources now, not in a forked child
+        assert self._sock is not None
         self._ws_server = await serve(
-            self._handle, self.host, self.port, subprotocols=list(SUBPROTOCOLS),
+            self._handle, sock=self._sock, subprotocols=list(SUBPROTOCOLS),
+            select_subprotocol=_select_subprotocol, process_request=self._admit,
             compression=None, max_size=READ_LIMIT, ping_interval=20, ping_timeout=20,
-            max_queue=64, close_timeout=2)
-        self.port = self._ws_server.sockets[0].getsockname()[1]
-        self._tasks = [asyncio.create_task(self._sequencer(), name="gaemi-sequencer"),
-                       asyncio.create_task(self._ticker(), name="gaemi-ticker")]
+            max_queue=64, close_timeout=CLOSE_TIMEOUT)
+        self._tasks = [asyncio.create_task(self._sequencer(), name="gaemi-sequencer")]
+        if self.tick_interval is not None:
+            self._tasks.append(asyncio.create_task(self._ticker(), name="gaemi-ticker"))
         log.info("listening on %s", self.url)
+
+    def _restore(self, position: Any) -> Venue:
+        """The venue as its journal had it at ``position`` (after a defect: Exchange)."""
+        assert self.exchange is not None and self.journal is not None
+        venue = self.exchange.venue
+        assert venue.journal is not None
+        venue.journal.rollback(position)
+        venue.close()
+        return recover(self.journal, book=self._book).venue
 
     async def stop(self) -> None:
         """Answer what has arrived, refuse the rest, close every connection (1001), apply
@@ -195,7 +302,8 @@ class Server:
             await self.stopped.wait()
             return
         self._stopping = True
-        self._tasks[1].cancel()
+        for task in self._tasks[1:]:
+            task.cancel()
         if not self._tasks[0].done():
             self._inbox.put_nowait(_SHUTDOWN)
             await self._drained.wait()
@@ -207,15 +315,24 @@ class Server:
         writers = [link.writer for link in self._links.values() if link.writer]
         if writers:
             await asyncio.wait(writers, timeout=5)
-        await asyncio.gather(*(link.ws.close(1001, "server shutting down")
+        await asyncio.gather(*(_close_now(link.ws, 1001, "server shutting down")
                                for link in list(self._links.values())))
         await self._ws_server.wait_closed()
         if not self._tasks[0].done():
             self._inbox.put_nowait(_STOP)
             await self._tasks[0]
-        if self.venue is not None:
-            self.venue.sync()
-            self.venue.close()
+        venue = self.venue
+        if venue is not None:
+            if self.failure is None:
+                venue.sync()
+                self._wait_snapshot(block=True)
+                if self.snapshot_every is not None and venue.journal is not None \
+                        and venue.seq > self._snapshot_seq:
+                    try:  # a clean stop leaves a snapshot: the next start replays nothing
+                        write_snapshot(venue, self.exchange.guards.state())  # type: ignore[union-attr]
+                    except OSError:
+                        log.warning("no snapshot at stop", exc_info=True)
+            venue.close()
         self.stopped.set()
 
     async def __aenter__(self) -> Server:
@@ -227,12 +344,32 @@ class Server:
 
     # -- connections --------------------------------------------------------------------------
 
+    def _admit(self, ws: ServerConnection, request: Request) -> Response | None:
+        """Before the upgrade: refuse a connection over the limits with HTTP 503."""
+        limits = self.limits
+        if len(self._links) >= limits.max_connections:
+            return ws.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "too many connections\n")
+        if self._per_address.get(_address(ws), 0) >= limits.max_connections_per_address:
+            return ws.respond(http.HTTPStatus.SERVICE_UNAVAILABLE,
+                              "too many connections from this address\n")
+        return None
+
     async def _handle(self, ws: ServerConnection) -> None:
         exchange = self.exchange
         assert exchange is not None
+        address = _address(ws)
+        limits = self.limits
+        if len(self._links) >= limits.max_connections or \
+                self._per_address.get(address, 0) >= limits.max_connections_per_address:
+            await ws.close(1013, "too many connections")  # admitted together with others
+            return
+        sock = ws.transport.get_extra_info("socket")
+        if sock is not None and self.send_buffer:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
         conn = exchange.connect(ws.subprotocol or JSON, self.clock())
         link = _Link(ws, conn)
         self._links[conn.cid] = link
+        self._per_address[address] = self._per_address.get(address, 0) + 1
         link.writer = asyncio.create_task(link.write())
         inbox = self._inbox
         try:
@@ -249,6 +386,11 @@ class Server:
                 inbox.put_nowait((conn, None))
             else:
                 self._links.pop(conn.cid, None)
+            left = self._per_address[address] - 1
+            if left:
+                self._per_address[address] = left
+            else:
+                del self._per_address[address]
             if link.closing is None:
                 link.writer.cancel()
 
@@ -293,22 +435,62 @@ class Server:
                 exchange.end_batch()
                 self._flush_journal()
                 self._deliver()
+                self._maybe_snapshot()
                 if exchange.shutting_down:
                     self._drained.set()
                 if stop:
                     return
-        except Exception as exc:  # a defect: stop serving rather than run on a broken state
+        except Exception as exc:  # the journal cannot be written: nothing can be acknowledged
             log.critical("sequencer failed; stopping the server", exc_info=True)
             self.failure = exc
             self._drained.set()
             asyncio.get_running_loop().create_task(self.stop())
 
     def _flush_journal(self) -> None:
-        assert self.venue is not None
+        venue = self.venue
+        assert venue is not None
         if self.durability == "fsync":
-            self.venue.sync()
+            venue.sync()
         else:
-            self.venue.flush()
+            venue.flush()
+
+    def _maybe_snapshot(self) -> None:
+        """Every ``snapshot_every`` commands, write a snapshot in a forked child: it pickles
+        a copy-on-write image of the venue while the sequencer goes on."""
+        venue = self.venue
+        if self.snapshot_every is None or venue is None or venue.journal is None:
+            return
+        if not self._wait_snapshot(block=False):
+            return  # the previous one is still being written
+        if venue.seq - self._snapshot_seq < self.snapshot_every:
+            return
+        self._snapshot_seq = venue.seq
+        owner = self.exchange.guards.state()  # type: ignore[union-attr]
+        if not hasattr(os, "fork"):
+            write_snapshot(venue, owner)
+            return
+        pid = os.fork()
+        if pid == 0:  # the child: write, and leave without running any of the parent's code
+            status = 1
+            try:
+                write_snapshot(venue, owner)
+                status = 0
+            finally:
+                os._exit(status)
+        self._snapshot_pid = pid
+
+    def _wait_snapshot(self, *, block: bool) -> bool:
+        """Reap the snapshot child; False while it is still running (``block=False``)."""
+        if self._snapshot_pid is None:
+            return True
+        pid, status = os.waitpid(self._snapshot_pid, 0 if block else os.WNOHANG)
+        if pid == 0:
+            return False
+        self._snapshot_pid = None
+        if status:
+            log.warning("the snapshot writer failed (status %d); the journal has everything",
+                        status)
+        return True
 
     def _deliver(self) -> None:
         """Move every outbox to its writer; drop slow consumers; close whoever must close."""
@@ -319,21 +501,62 @@ class Server:
             link = self._links.get(conn.cid)
             if link is None or link.closing is not None:
                 conn.outbox.clear()
+                conn.outbox_bytes = 0
                 continue
-            link.queue.extend(conn.outbox)
-            conn.outbox.clear()
-            if len(link.queue) > cap:
-                # its writer is stuck in a send: stop it and close (aborted after close_timeout)
-                log.warning("connection %d: slow consumer, %d messages queued; closing",
-                            conn.cid, len(link.queue))
+            link.queue.extend(conn.take_outbox())
+            if len(link.queue) > cap and conn.close is None:
+                conn.close = SLOW_CONSUMER
+            if conn.close == SLOW_CONSUMER:
+                # what is queued is dropped and the writer, stuck in a send, stopped; the
+                # close frame gets CLOSE_TIMEOUT to go out, then the connection is cut
+                log.warning("connection %d: %s, %d messages and %d bytes queued; closing "
+                            "1008", conn.cid, conn.close[1], len(link.queue), conn.backlog)
                 link.queue.clear()
-                link.closing = (1008, "slow consumer")
-                self.dropped.append((conn.cid, 1008, "slow consumer"))
-                if link.writer is not None:
-                    link.writer.cancel()
-                asyncio.get_running_loop().create_task(link.ws.close(1008, "slow consumer"))
-                continue
-            if conn.close is not None:
+                conn.backlog = 0
                 link.closing = conn.close
                 self.dropped.append((conn.cid, *conn.close))
+                if link.writer is not None:
+                    link.writer.cancel()
+                asyncio.get_running_loop().create_task(_close_now(link.ws, *conn.close))
+                continue
+            if conn.close is not None:
+                # what is queued goes out first (the refusals explain the close), but a peer
+                # that does not read gets CLOSE_TIMEOUT for it, then it is cut off
+                log.info("connection %d: closing %d %s", conn.cid, *conn.close)
+                link.closing = conn.close
+                self.dropped.append((conn.cid, *conn.close))
+                asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, _cut_if_open, link.ws,
+                                                      *conn.close)
             link.ready.set()
+
+
+async def _close_now(ws: ServerConnection, code: int, reason: str) -> None:
+    """Close a connection whose peer may not be reading: the close frame gets CLOSE_TIMEOUT
+    seconds to go out (a full send buffer holds it back), then the TCP connection is cut."""
+    try:
+        await asyncio.wait_for(ws.close(code, reason), CLOSE_TIMEOUT)
+    except (TimeoutError, ConnectionClosed):
+        pass
+    finally:
+        ws.transport.abort()
+
+
+def _cut_if_open(ws: ServerConnection, code: int, reason: str) -> None:
+    if ws.state is not State.CLOSED:
+        asyncio.ensure_future(_close_now(ws, code, reason))
+
+
+def _address(ws: ServerConnection) -> str:
+    peer = ws.remote_address
+    return str(peer[0]) if peer else "?"
+
+
+def _select_subprotocol(ws: ServerConnection, offered: Sequence[str]) -> str | None:
+    """The first of ours the client offers; none offered: JSON without a subprotocol
+    (docs/protocol.md §1, what ``new WebSocket(url)`` and wscat do); only others: refused."""
+    if not offered:
+        return None
+    for name in SUBPROTOCOLS:
+        if name in offered:
+            return name
+    raise NegotiationError(f"unsupported subprotocol; this server speaks {', '.join(SUBPROTOCOLS)}")

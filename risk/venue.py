@@ -100,17 +100,19 @@ from risk.events import (
     MarkUpdated, OrderAccepted, OrderAmended, OrderCanceled, OrderTriggered, PositionView,
     Rejected, TradingStatusChanged, Withdrawn,
 )
-from risk.journal import JournalWriter, read_records
+from risk.journal import JournalWriter
 from risk.markets import EIGHT_HOURS_NS, PPB, PRESETS, MarginTier, MarketSpec
 
 
-__all__ = ["Venue", "MAX_AMOUNT", "DEFAULT_LEVERAGE"]
+__all__ = ["Venue", "MAX_AMOUNT", "DEFAULT_LEVERAGE", "MAX_FUNDINGS_PER_STEP"]
 
 MAX_AMOUNT = 10**15  # one deposit or withdrawal: a billion dollars
 DEFAULT_LEVERAGE = 10
 EMA_SCALE = 1_000_000  # EMAs of prices keep six decimal places of a tick
 KEY_SLACK = 2  # ticks by which a liquidation key is widened (see the module docstring)
 MULTI_BAND_PPB = 10_000_000  # 1%: the mark band a multi-market account is keyed for
+# one AdvanceTime settles at most this many funding intervals of any market (bounded work)
+MAX_FUNDINGS_PER_STEP = 1_000
 _NO_LONG_KEY = -1  # a long that no positive price can liquidate
 _CLIENT_ID_MAX = 36
 _BUY, _SELL = int(Side.BUY), int(Side.SELL)  # plain ints: cheaper to compare than the enum
@@ -139,10 +141,11 @@ def _is_int(value: object) -> bool:
 
 class _Order:
     __slots__ = ("order_id", "account_id", "symbol", "side", "price", "qty", "reduce_only",
-                 "client_order_id")
+                 "client_order_id", "post_only")
 
     def __init__(self, order_id: int, account_id: int, symbol: str, side: int, price: int,
-                 qty: int, reduce_only: bool, client_order_id: str | None) -> None:
+                 qty: int, reduce_only: bool, client_order_id: str | None,
+                 post_only: bool = False) -> None:
         self.order_id = order_id
         self.account_id = account_id
         self.symbol = symbol
@@ -151,6 +154,7 @@ class _Order:
         self.qty = qty
         self.reduce_only = reduce_only
         self.client_order_id = client_order_id
+        self.post_only = post_only  # the book keeps it too (an amend re-checks it)
 
 
 class _Conditional:
@@ -254,6 +258,11 @@ class _Market:
         self.limit_day = start_ts // NS_PER_DAY  # no session: the limit's day is the UTC day
         self.last_liq: tuple[int, int, int] | None = None  # (ts, liquidation id, generation)
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["book"] = None  # a snapshot stores the resting orders instead (Venue)
+        return state
+
 
 def _next_multiple(ts: int, step: int) -> int:
     return (ts // step + 1) * step
@@ -303,14 +312,8 @@ class Venue:
         self._mark_epoch = 0
         self._cur_seq = 0
         self._events: list[Any] = []
-        self._handlers = {
-            C.Deposit: self._deposit, C.Withdraw: self._withdraw, C.PlaceOrder: self._place,
-            C.CancelOrder: self._cancel, C.AmendOrder: self._amend,
-            C.SetLeverage: self._set_leverage, C.SetMarginMode: self._set_margin_mode,
-            C.SetIndexPrice: self._set_index, C.AdvanceTime: self._advance_time,
-            C.CancelAll: self._cancel_all, C.PlaceConditional: self._place_conditional,
-            C.SetTradingStatus: self._set_status,
-        }
+        self.failed = False  # a command raised: the state may be half applied (see submit)
+        self._handlers = self._handler_table()
         self._journal: JournalWriter | None = None
         if journal is not None:
             path = Path(journal)
@@ -320,6 +323,61 @@ class Venue:
             self._journal.append({"version": 1, "start_ts": start_ts,
                                   "markets": [_spec_to_dict(s) for s in specs]})
             self._journal.flush()
+
+    # -- snapshots (risk/recovery.py) -----------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The whole state but the books and the journal: each book is stored as its resting
+        order ids in priority order (the orders themselves are the venue's ``_orders``)."""
+        state = self.__dict__.copy()
+        del state["_handlers"]
+        state["_journal"] = None
+        state["_events"] = []
+        state["_resting"] = {symbol: [o.order_id for side in m.book.snapshot() for o in side]
+                             for symbol, m in self._markets.items()}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        resting = state.pop("_resting")
+        self.__dict__.update(state)
+        self._handlers = self._handler_table()
+        self._resting_after_load = resting
+
+    def _attach_books(self, book: str) -> None:
+        """Rebuild every book of an unpickled venue: its resting orders placed again in
+        priority order, so every level's queue is as it was."""
+        book_cls = book_class(book)
+        self._book_name = book
+        for symbol, order_ids in self.__dict__.pop("_resting_after_load").items():
+            m = self._markets[symbol]
+            m.book = book_cls()
+            for oid in order_ids:
+                o = self._orders[oid]
+                events = m.book.place(oid, o.side, o.price, o.qty, tif=TimeInForce.GTC,
+                                      post_only=o.post_only, account=o.account_id, stp=_STP)
+                if len(events) != 1 or events[0].kind != EventKind.ACCEPTED:
+                    raise InvariantViolation(f"snapshot order {oid} does not rest: {events}")
+
+    def note(self, record: Any) -> None:
+        """Journal a note for the venue's owner (the gateway's session facts that must survive
+        a crash): not a command, no sequence number, handed back by the recovery."""
+        if self._journal is not None:
+            self._journal.append({"note": record})
+
+    @property
+    def journal(self) -> JournalWriter | None:
+        """The journal writer (None: this venue keeps no journal)."""
+        return self._journal
+
+    def _handler_table(self) -> dict[type, Any]:
+        return {
+            C.Deposit: self._deposit, C.Withdraw: self._withdraw, C.PlaceOrder: self._place,
+            C.CancelOrder: self._cancel, C.AmendOrder: self._amend,
+            C.SetLeverage: self._set_leverage, C.SetMarginMode: self._set_margin_mode,
+            C.SetIndexPrice: self._set_index, C.AdvanceTime: self._advance_time,
+            C.CancelAll: self._cancel_all, C.PlaceConditional: self._place_conditional,
+            C.SetTradingStatus: self._set_status,
+        }
 
     # -- the pipeline ---------------------------------------------------------------------------
 
@@ -331,7 +389,13 @@ class Venue:
         self._cur_seq = self.seq + 1
         events: list[Any] = []
         self._events = events
-        handler(command)
+        try:
+            handler(command)
+        except BaseException:
+            # a defect: the command may be half applied, and nothing was journaled. The owner
+            # rebuilds the venue from its journal (gateway/wire/session.py does).
+            self.failed = True
+            raise
         if len(events) == 1 and type(events[0]) is Rejected:
             return events
         self.seq = self._cur_seq
@@ -723,7 +787,7 @@ class Venue:
                                              liq_id, bankruptcy)
         if rests and filled < qty:
             order = _Order(order_id, acct.account_id, m.symbol, side, limit, qty - filled,
-                           reduce_only, cid)
+                           reduce_only, cid, post_only)
             self._remember_order(acct, order)
         return filled, value
 
@@ -848,7 +912,8 @@ class Venue:
         acct = self._find_account(cmd.account_id)
         if acct is None:
             return self._reject(cmd, R.UNKNOWN_ACCOUNT)
-        if cmd.symbol is not None and cmd.symbol not in self._markets:
+        if cmd.symbol is not None and (cmd.symbol.__class__ is not str
+                                       or cmd.symbol not in self._markets):
             return self._reject(cmd, R.UNKNOWN_MARKET, account_id=acct.account_id)
         self._cancel_orders_of(acct, cmd.symbol, "cancel_all")
         self._stabilise()
@@ -1563,9 +1628,18 @@ class Venue:
         value = diff * PPB / index
         return int(value)  # toward zero
 
+    def max_time_step(self) -> int:
+        """The longest step one ``AdvanceTime`` may take, in ns: ``MAX_FUNDINGS_PER_STEP``
+        funding intervals of the market that pays most often (each interval settled costs
+        work, so a single command stays bounded; a longer span takes several commands)."""
+        return MAX_FUNDINGS_PER_STEP * min(m.spec.funding_interval_ns
+                                           for m in self._markets.values())
+
     def _advance_time(self, cmd: C.AdvanceTime) -> None:
         if not _is_int(cmd.ts_ns) or cmd.ts_ns < self.time or cmd.ts_ns >= 2**63:
             return self._reject(cmd, R.INVALID_TIMESTAMP)
+        if cmd.ts_ns - self.time > self.max_time_step():
+            return self._reject(cmd, R.TIME_STEP_TOO_LARGE)
         target = cmd.ts_ns
         for m in self._markets.values():
             # a mark moved by the passage of time moved because of the book: attribute it to
@@ -1606,9 +1680,7 @@ class Venue:
             count = (end - m.next_premium) // spec.premium_sample_ns + 1
             drifting = spec.index_when_closed == "book" and not m.session_open
             if drifting:
-                for _ in range(count):
-                    self._drift_index(m)
-                    self._add_premium(m, self._premium_sample(m), 1)
+                self._drift_samples(m, count)
             else:
                 self._add_premium(m, self._premium_sample(m), count)
             m.next_premium += count * spec.premium_sample_ns
@@ -1641,22 +1713,52 @@ class Venue:
         m.prem_n += count
         m.rate_cache = None
 
-    def _drift_index(self, m: _Market) -> None:
-        """While the underlying is closed, move the index toward the book's impact mid by
-        dt / tau of the gap (trade.xyz's internal pricing, step capped at 10% of tau)."""
+    def _drift_samples(self, m: _Market, count: int) -> None:
+        """``count`` premium samples while the book drives the index: before each one the
+        index drifts (``_drift_index``). Between two commands the book does not change, so
+        while the index stays put every step adds the same increment to the residue and
+        takes the same sample: those steps are applied in bulk, and only the steps that move
+        the index are taken one by one (their number is bounded by the distance in ticks, not
+        by the time elapsed). The result is the same as ``count`` single steps."""
+        left = count
+        while left:
+            d = self._drift_increment(m)
+            if not d:  # a fixed point: the rest of the samples are all alike
+                self._add_premium(m, self._premium_sample(m), left)
+                return
+            r = m.drift_residue  # |r| < EMA_SCALE: the index moves when |r + n*d| reaches it
+            need = _ceil_div(EMA_SCALE - r, d) if d > 0 else _ceil_div(EMA_SCALE + r, -d)
+            quiet = min(max(need, 1) - 1, left)
+            if quiet:
+                m.drift_residue += quiet * d
+                self._add_premium(m, self._premium_sample(m), quiet)
+                left -= quiet
+            if left:
+                self._drift_index(m)
+                self._add_premium(m, self._premium_sample(m), 1)
+                left -= 1
+
+    def _drift_increment(self, m: _Market) -> int:
+        """What one drift step adds to the residue at the current index and book: dt / tau
+        of the gap to the impact prices, in 1/EMA_SCALE ticks (0 when a side is too thin)."""
         bids, asks = m.book.depth(64)
         ib, ia = self._impact_price(m, bids), self._impact_price(m, asks)
         if ib is None or ia is None:
-            return
+            return 0
         index = m.index
         gap = max(Fraction(0), ib - index) - max(Fraction(0), index - ia)
         dt = min(m.spec.premium_sample_ns // NS_PER_SECOND, m.spec.index_drift_tau_s // 10)
+        return int(gap * dt * EMA_SCALE / m.spec.index_drift_tau_s)
+
+    def _drift_index(self, m: _Market) -> None:
+        """While the underlying is closed, move the index toward the book's impact mid by
+        dt / tau of the gap (trade.xyz's internal pricing, step capped at 10% of tau)."""
         # keep the sub-tick part of each step, so small gaps still move the index over time
-        m.drift_residue += int(gap * dt * EMA_SCALE / m.spec.index_drift_tau_s)
+        m.drift_residue += self._drift_increment(m)
         step = _toward_zero(m.drift_residue, EMA_SCALE)
         if step:
             m.drift_residue -= step * EMA_SCALE
-            m.index = max(1, index + step)
+            m.index = max(1, m.index + step)
 
     def _update_session(self, m: _Market, ts: int) -> None:
         spec = m.spec
@@ -1854,21 +1956,32 @@ class Venue:
 
     @classmethod
     def recover(cls, path: str | Path, *, book: str = "auto") -> Venue:
-        """Rebuild a venue from its journal (dropping a torn last record) and keep appending
-        to it."""
-        records, end, _torn = read_records(path)
-        if not records:
-            raise ValueError(f"{path}: the journal has no header")
-        header = records[0]
+        """Rebuild a venue from its journal (the newest valid snapshot beside it, then the
+        records after it; a torn tail is cut off and kept aside) and keep appending to it.
+        ``risk.recovery.recover`` also returns the journal's notes and what it did."""
+        from risk.recovery import recover
+
+        return recover(path, book=book).venue
+
+    @classmethod
+    def from_header(cls, header: dict[str, Any], *, book: str = "auto") -> Venue:
+        """A fresh venue configured as the journal header says (no journal attached)."""
+        if not isinstance(header, dict) or "markets" not in header:
+            raise ValueError("the journal has no header")
         specs = [_spec_from_dict(d) for d in header["markets"]]
-        writer = JournalWriter(path, truncate_at=end)
-        venue = cls(specs, book=book, start_ts=header["start_ts"])
-        for row in records[1:]:
-            events = venue.submit(C.decode(row))
-            if len(events) == 1 and type(events[0]) is Rejected:
-                raise InvariantViolation(f"journaled command replays as a rejection: {row!r}")
-        venue._journal = writer
-        return venue
+        return cls(specs, book=book, start_ts=header["start_ts"])
+
+    def replay(self, row: Any) -> None:
+        """Apply one journaled command record; a rejection means the journal and the code
+        disagree, which is a defect (InvariantViolation)."""
+        events = self.submit(C.decode(row))
+        if len(events) == 1 and type(events[0]) is Rejected:
+            raise InvariantViolation(f"journaled command replays as a rejection: {row!r}")
+
+    def attach_journal(self, writer: JournalWriter | None) -> None:
+        """Append every later accepted command to ``writer`` (after a recovery; None: stop
+        journaling)."""
+        self._journal = writer
 
     def flush(self) -> None:
         """Hand every journaled command to the operating system: it survives a crash of this

@@ -75,7 +75,10 @@ def verify_logon(args: dict[str, Any], keys: dict[str, ApiKey], now_ms: int) -> 
     key = keys.get(api_key)
     if key is None:
         raise ProtocolError(R.UNKNOWN_API_KEY, "unknown API key")
-    if not hmac.compare_digest(sign(args, key.secret), signature.lower()):
+    # a hex digest is ASCII: anything else cannot match (and compare_digest takes only ASCII
+    # text: a non-ASCII signature used to raise TypeError here)
+    if not signature.isascii() or \
+            not hmac.compare_digest(sign(args, key.secret), signature.lower()):
         raise ProtocolError(R.BAD_SIGNATURE, "signature does not match")
     if timestamp > now_ms + MAX_AHEAD_MS or now_ms - timestamp > window:
         raise ProtocolError(R.STALE_TIMESTAMP, f"timestamp outside the {window} ms window")

@@ -7,12 +7,16 @@ are integers (ticks, lots, micro-dollars, nanoseconds); floats are refused, so a
 never be rounded on the way in.
 
 ``decode`` never raises anything but ``ProtocolError``, whatever the bytes: that is the
-contract the fuzz tests check.
+contract the fuzz tests check. When the frame is a map whose ``id`` can be read (a valid
+request id: an integer of 64 bits or 1-64 characters of text), the error carries it as
+``rid``, so a refusal for any other reason still answers the request by its id.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import json
 
 import msgpack
 import orjson
@@ -20,7 +24,8 @@ import orjson
 from engine.codes import RejectReason as R
 
 
-__all__ = ["JSON", "MSGPACK", "SUBPROTOCOLS", "MAX_FRAME", "ProtocolError", "decode", "encode"]
+__all__ = ["JSON", "MAX_FRAME", "MAX_ID_LEN", "MSGPACK", "SUBPROTOCOLS", "ProtocolError",
+           "decode", "encode", "request_id"]
 
 JSON = "gaemi.json"
 MSGPACK = "gaemi.msgpack"
@@ -29,13 +34,30 @@ MAX_FRAME = 64 * 1024  # bytes: larger frames are refused before they are decode
 _MAX_DEPTH = 8
 
 
-class ProtocolError(Exception):
-    """A message that cannot be accepted: ``code`` is an 8xxx ``RejectReason``."""
+MAX_ID_LEN = 64
 
-    def __init__(self, code: R, msg: str) -> None:
+
+class ProtocolError(Exception):
+    """A message that cannot be accepted: ``code`` is an 8xxx ``RejectReason``; ``rid`` the
+    request id when it could be read."""
+
+    def __init__(self, code: R, msg: str, rid: int | str | None = None) -> None:
         super().__init__(msg)
         self.code = code
         self.msg = msg
+        self.rid = rid
+
+
+def request_id(obj: Any) -> int | str | None:
+    """The request id of a decoded message, if it has a valid one (else None)."""
+    if not isinstance(obj, dict):
+        return None
+    rid = obj.get("id")
+    if rid.__class__ is int and -2**63 <= rid < 2**64:
+        return rid  # type: ignore[no-any-return]
+    if rid.__class__ is str and 0 < len(rid) <= MAX_ID_LEN:
+        return rid  # type: ignore[no-any-return]
+    return None
 
 
 def encode(obj: Any, encoding: str) -> str | bytes:
@@ -61,11 +83,26 @@ def decode(frame: str | bytes, encoding: str) -> dict[str, Any]:
         raise
     except Exception as exc:  # every decoder failure is the client's malformed message
         raise ProtocolError(R.MALFORMED_MESSAGE, f"not valid {encoding}: "
-                            f"{type(exc).__name__}") from None
+                            f"{type(exc).__name__}", _id_of_json(frame, encoding)) from None
     if not isinstance(obj, dict):
         raise ProtocolError(R.MALFORMED_MESSAGE, "a message is a map")
-    _check_plain(obj, 0)
+    try:
+        _check_plain(obj, 0)
+    except ProtocolError as exc:
+        exc.rid = request_id(obj)
+        raise
     return obj
+
+
+def _id_of_json(frame: str | bytes, encoding: str) -> int | str | None:
+    """The id of a JSON text orjson refused (an integer beyond 64 bits, say), read by the
+    standard library's parser, which accepts those; None when it cannot be read either."""
+    if encoding == MSGPACK:
+        return None
+    try:
+        return request_id(json.loads(frame))
+    except Exception:  # not JSON at all: there is no id to answer
+        return None
 
 
 def _check_plain(value: Any, depth: int) -> None:

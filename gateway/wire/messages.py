@@ -19,7 +19,7 @@ from typing import Any
 
 from engine.codes import RejectReason as R
 from engine.codes import Side, TimeInForce
-from gateway.wire.codec import ProtocolError
+from gateway.wire.codec import ProtocolError, request_id
 from risk import commands as C
 
 
@@ -34,7 +34,6 @@ PRIVATE_OPS = frozenset({"order.place", "order.cancel", "order.amend", "order.ca
                          "account.setMarginMode", "session.logout"})
 ADMIN_OPS = frozenset({"admin.setIndex", "admin.deposit", "admin.setStatus"})
 OPS = PUBLIC_OPS | PRIVATE_OPS | ADMIN_OPS
-MAX_ID_LEN = 64
 MAX_BATCH = 20
 
 _SIDES = {"BUY": Side.BUY, "SELL": Side.SELL}
@@ -55,9 +54,8 @@ class Request:
 
 def parse_request(obj: dict[str, Any]) -> Request:
     """The request a decoded message carries; ProtocolError (8002/8003) otherwise."""
-    rid = obj.get("id")
-    if isinstance(rid, bool) or not isinstance(rid, (int, str)) or \
-            (isinstance(rid, str) and not 0 < len(rid) <= MAX_ID_LEN):
+    rid = request_id(obj)
+    if rid is None:
         raise ProtocolError(R.BAD_REQUEST, "id: an integer or 1-64 characters of text")
     op = obj.get("op")
     if not isinstance(op, str):

@@ -10,10 +10,28 @@ docs/protocol.md; this module is its executable form.
 Ordering (docs/protocol.md §2): the pushes a command causes are appended to the outboxes as
 its events are translated, in the venue's order, and the response after them; book and bbo
 deltas are conflated and appended by ``end_batch``.
+
+Faults: no exception raised while handling one request (or one tick, disconnect or batch end)
+escapes this class. A refusal is a ``ProtocolError`` and becomes the request's typed error. Any
+other exception is a defect: it is logged once with its traceback, the request is answered
+with 9001 ``INTERNAL_ERROR``, the pushes it staged are dropped, and if the venue moved (or may
+have moved: ``Venue.failed``) the journal is cut back to where it stood before the request and
+the venue is rebuilt from it (``restore``), so that nothing of the request was applied. Pushes
+are staged while a request runs and handed to the outboxes only when it succeeds.
+
+Output is bounded per connection: ``Conn.push`` refuses to queue more than
+``Limits.outbox_bytes`` (counting what the I/O layer still holds, ``Conn.backlog``) and marks
+the connection to be closed with 1008 "slow consumer".
+
+Session guards: cancel-on-disconnect and the dead-man switch promise a cancel "for any reason"
+the connection ends, a crash of the server included. Which accounts hold such a promise is
+journaled as notes (``Guards``); after a restart the server runs those cancels before it
+accepts a connection.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -22,7 +40,7 @@ from typing import Any
 from engine.codes import RejectReason as R
 from engine.codes import Side, TimeInForce
 from gateway.wire.auth import ApiKey, verify_logon
-from gateway.wire.codec import ProtocolError, decode, encode
+from gateway.wire.codec import ProtocolError, decode, encode, request_id
 from gateway.wire.messages import (
     MAX_BATCH, Args, account_command, admin_command, error, ok, order_command,
     parse_request,
@@ -36,7 +54,9 @@ from risk.events import (
 from risk.venue import Venue
 
 
-__all__ = ["BOOK_LEVELS", "Conn", "Exchange", "Limits"]
+__all__ = ["BOOK_LEVELS", "Conn", "Exchange", "Guards", "Limits"]
+
+log = logging.getLogger("gaemi.gateway")
 
 BOOK_LEVELS = 1_000  # levels a side in a book snapshot (and the depth deltas are kept to)
 PUBLIC_KINDS = ("book", "bbo", "trades", "mark", "liquidations", "funding")
@@ -52,11 +72,15 @@ _CANCELED_STATUS = {"expired": "EXPIRED", "fok": "EXPIRED"}
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Rate limits (docs/protocol.md §7). Buckets hold two seconds' worth."""
+    """Rate limits and bounds (docs/protocol.md §7). Buckets hold two seconds' worth."""
 
     requests_per_second: int = 1_000  # per connection
     orders_per_second: int = 500  # per account, across its connections
     outbox_max: int = 10_000  # messages waiting for one connection before it is dropped
+    outbox_bytes: int = 4 * 1024 * 1024  # bytes waiting for one connection: ditto
+    max_connections: int = 1_024  # open at once (the server refuses more with HTTP 503)
+    max_connections_per_address: int = 64  # from one client IP address
+    snapshot_levels_per_request: int = 100  # snapshot.book costs 1 request per this many levels
 
 
 class _Bucket:
@@ -80,34 +104,69 @@ class _Bucket:
         return True
 
 
+SLOW_CONSUMER = (1008, "slow consumer")
+
+
 @dataclass(eq=False, slots=True)
 class Conn:
-    """One connection's session. ``outbox``: frames to send, in order. ``close``: set when the
-    exchange wants the connection closed, ``(websocket close code, reason)``."""
+    """One connection's session. ``outbox``: frames to send, in order (``outbox_bytes`` of
+    them). ``backlog``: bytes the I/O layer took from the outbox and has not written yet (it
+    keeps this count). ``close``: set when the exchange wants the connection closed,
+    ``(websocket close code, reason)``."""
 
     cid: int
     encoding: str
     bucket: _Bucket
+    max_bytes: int = 4 * 1024 * 1024
     key: ApiKey | None = None
     cancel_on_disconnect: bool = False
     channels: set[str] = field(default_factory=set)
     outbox: list[str | bytes] = field(default_factory=list)
+    outbox_bytes: int = 0
+    backlog: int = 0
     strikes: deque[int] = field(default_factory=deque)  # times of refused requests
     close: tuple[int, str] | None = None
 
     def send(self, message: dict[str, Any]) -> None:
-        self.outbox.append(encode(message, self.encoding))
+        self.push(encode(message, self.encoding))
+
+    def push(self, frame: str | bytes) -> None:
+        """Queue a frame, unless the connection already holds ``max_bytes`` unsent: then it
+        is a slow consumer, its queue is dropped and it is to be closed."""
+        if self.close is SLOW_CONSUMER:
+            return
+        size = len(frame)
+        if self.outbox_bytes + self.backlog + size > self.max_bytes:
+            self.outbox.clear()
+            self.outbox_bytes = 0
+            self.close = SLOW_CONSUMER
+            return
+        self.outbox.append(frame)
+        self.outbox_bytes += size
+
+    def take_outbox(self) -> list[str | bytes]:
+        """The queued frames, handed to the I/O layer (which adds them to ``backlog``)."""
+        frames, self.outbox = self.outbox, []
+        self.backlog += self.outbox_bytes
+        self.outbox_bytes = 0
+        return frames
 
 
 class _Channel:
-    """Subscribers of one channel and its sequence number."""
+    """Subscribers of one channel and its sequence number. ``post`` stages a push (sent by
+    ``publish`` when the request that made it succeeds: ``Exchange._commit``)."""
 
-    __slots__ = ("name", "seq", "conns")
+    __slots__ = ("name", "seq", "conns", "staged")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, staged: list[tuple[Any, dict[str, Any]]]) -> None:
         self.name = name
         self.seq = 0
         self.conns: set[Conn] = set()
+        self.staged = staged
+
+    def post(self, data: dict[str, Any]) -> None:
+        if self.conns:
+            self.staged.append((self, data))
 
     def publish(self, data: dict[str, Any]) -> None:
         """Send ``data`` to every subscriber. The sequence counts what was sent: a channel
@@ -121,7 +180,7 @@ class _Channel:
             frame = frames.get(conn.encoding)
             if frame is None:
                 frame = frames[conn.encoding] = encode(message, conn.encoding)
-            conn.outbox.append(frame)
+            conn.push(frame)
 
 
 class _BookState:
@@ -135,14 +194,68 @@ class _BookState:
         self.bbo: tuple[Any, ...] | None = None
 
 
+class Guards:
+    """Which accounts hold a promise of a cancel when their connection ends: sessions logged
+    on with ``cancelOnDisconnect`` (counted per account) and armed dead-man switches. Every
+    change is a journal note, so the promises survive a crash (docs/protocol.md §3, §7)."""
+
+    def __init__(self) -> None:
+        self.cod: dict[int, int] = {}  # account -> live sessions that asked for it
+        self.dead_man: set[int] = set()  # accounts whose switch is armed
+
+    def apply(self, note: Any) -> None:
+        """Replay one note (a journal's, or one just made)."""
+        if not isinstance(note, dict):
+            return  # another owner's note
+        kind = note.get("g")
+        if kind == "cod":
+            n = self.cod.get(note["a"], 0) + note["d"]
+            if n > 0:
+                self.cod[note["a"]] = n
+            else:
+                self.cod.pop(note["a"], None)
+        elif kind == "dms":
+            (self.dead_man.add if note["on"] else self.dead_man.discard)(note["a"])
+        elif kind == "reset":
+            self.cod.clear()
+            self.dead_man.clear()
+
+    def accounts(self) -> list[int]:
+        """The accounts whose orders a crash leaves owed a cancel."""
+        return sorted(set(self.cod) | self.dead_man)
+
+    def state(self) -> dict[str, Any]:
+        """For a snapshot (msgpack: no integer map keys)."""
+        return {"cod": sorted(self.cod.items()), "dms": sorted(self.dead_man)}
+
+    @classmethod
+    def from_state(cls, state: Any) -> Guards:
+        guards = cls()
+        if isinstance(state, dict):
+            guards.cod = {int(a): int(n) for a, n in state.get("cod", [])}
+            guards.dead_man = {int(a) for a in state.get("dms", [])}
+        return guards
+
+
 class Exchange:
-    """Sessions and channels around one venue. ``keys``: API key -> ApiKey."""
+    """Sessions and channels around one venue. ``keys``: API key -> ApiKey.
+
+    ``restore(position)``: after a defect, cut the venue's journal back to ``position`` (a
+    ``JournalWriter.position``) and return the venue rebuilt from it (None: no rollback
+    possible; a venue without a journal). ``guards``: the session guards, as recovered."""
 
     def __init__(self, venue: Venue, keys: dict[str, ApiKey], *,
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None,
+                 restore: Callable[[Any], Venue] | None = None,
+                 guards: Guards | None = None) -> None:
         self.venue = venue
         self.keys = keys
         self.limits = limits or Limits()
+        self.guards = guards or Guards()
+        self.faults = 0  # defects caught (each logged with its traceback)
+        self._restore = restore
+        self._staged: list[tuple[Any, dict[str, Any]]] = []  # (channel or conn, message)
+        self._notes: list[dict[str, Any]] = []  # guard notes of the request being handled
         self.conns: dict[int, Conn] = {}
         self.shutting_down = False
         self._next_cid = 1
@@ -150,7 +263,7 @@ class Exchange:
         for symbol in venue.symbols:
             for kind in PUBLIC_KINDS:
                 name = f"{kind}.{symbol}"
-                self._public[name] = _Channel(name)
+                self._public[name] = _Channel(name, self._staged)
         self._private: dict[tuple[int, str], _Channel] = {}
         self._order_buckets: dict[int, _Bucket] = {}
         self._deadlines: dict[int, int] = {}  # account -> dead-man switch deadline (ns)
@@ -173,7 +286,8 @@ class Exchange:
     # -- connections ------------------------------------------------------------------------------
 
     def connect(self, encoding: str, now_ns: int) -> Conn:
-        conn = Conn(self._next_cid, encoding, _Bucket(self.limits.requests_per_second, now_ns))
+        conn = Conn(self._next_cid, encoding, _Bucket(self.limits.requests_per_second, now_ns),
+                    self.limits.outbox_bytes)
         self._next_cid += 1
         self.conns[conn.cid] = conn
         return conn
@@ -185,46 +299,146 @@ class Exchange:
         self._now = now_ns
         for name in list(conn.channels):
             self._unsubscribe_one(conn, name)
-        self._end_session(conn)
+        self._guarded(lambda: self._end_session(conn), f"disconnect of connection {conn.cid}")
         conn.outbox.clear()
+        conn.outbox_bytes = 0
 
     def _end_session(self, conn: Conn) -> None:
         if conn.key is not None and conn.cancel_on_disconnect:
-            self.system(C.CancelAll(conn.key.account_id))
+            account = conn.key.account_id
+            self._system(C.CancelAll(account))
+            self._note({"g": "cod", "a": account, "d": -1})
         conn.key = None
+
+    def _note(self, note: dict[str, Any]) -> None:
+        """A guard note: journaled, and applied, when the request succeeds."""
+        self._notes.append(note)
+
+    # -- staging and faults -----------------------------------------------------------------------
+
+    def _commit(self) -> None:
+        """Hand the staged pushes to the outboxes and journal the guard notes."""
+        if self._staged:
+            staged = self._staged[:]
+            self._staged.clear()  # in place: every channel holds this list
+            for target, data in staged:
+                if type(target) is _Channel:
+                    target.publish(data)
+                else:
+                    target.send(data)
+        if self._notes:
+            notes, self._notes = self._notes, []
+            for note in notes:
+                self.guards.apply(note)
+                self.venue.note(note)
+
+    def _savepoint(self) -> tuple[int, Any]:
+        journal = self.venue.journal
+        return self.venue.seq, journal.position if journal is not None else None
+
+    def _fault(self, savepoint: tuple[int, Any], what: str) -> bool:
+        """After an unexpected exception (being handled): log it, drop what the request
+        staged, and roll the venue back to ``savepoint`` if it moved. True when nothing of
+        the request remains applied."""
+        self.faults += 1
+        log.error("%s failed with a defect; answered 9001", what, exc_info=True)
+        self._staged.clear()
+        self._notes.clear()
+        seq, position = savepoint
+        if not self.venue.failed and self.venue.seq == seq:
+            return True
+        if self._restore is None or position is None:
+            log.critical("the venue cannot be rolled back (no journal): it may hold a "
+                         "half-applied command")
+            self.venue.failed = False
+            return False
+        self.venue = self._restore(position)
+        log.warning("venue rolled back to seq %d from its journal (state %s)", self.venue.seq,
+                    self.venue.state_hash())
+        return True
+
+    def _guarded(self, fn: Callable[[], Any], what: str) -> None:
+        """Run ``fn`` (a tick, a disconnect, the end of a batch) so that a defect in it is
+        logged and undone, never raised."""
+        savepoint = self._savepoint()
+        try:
+            fn()
+        except Exception:
+            self._fault(savepoint, what)
+            return
+        self._commit()
 
     # -- the clock's commands ---------------------------------------------------------------------
 
     def tick(self, now_ns: int) -> None:
-        """Advance venue time to ``now_ns`` and fire expired dead-man switches."""
+        """Advance venue time to ``now_ns`` and fire expired dead-man switches.
+
+        A step longer than the venue allows in one command (``Venue.max_time_step``: a host
+        clock that jumped) advances by that maximum only, with a warning; later ticks catch
+        up by as much each."""
         self._now = now_ns
-        if now_ns > self.venue.time:
-            self.system(C.AdvanceTime(now_ns))
+        self._guarded(lambda: self._tick(now_ns), "a clock tick")
+
+    def _tick(self, now_ns: int) -> None:
+        venue = self.venue
+        if now_ns > venue.time:
+            target = now_ns
+            limit = venue.max_time_step()
+            if target - venue.time > limit:
+                log.warning("the clock is %.0f s ahead of venue time; advancing by the most "
+                            "one step allows (%.0f s)", (target - venue.time) / NS_PER_S,
+                            limit / NS_PER_S)
+                target = venue.time + limit
+            self._system(C.AdvanceTime(target))
         for account, deadline in list(self._deadlines.items()):
             if deadline <= now_ns:
                 del self._deadlines[account]
-                self.system(C.CancelAll(account))
+                self._system(C.CancelAll(account))
+                self._note({"g": "dms", "a": account, "on": False})
 
     def system(self, command: Any) -> list[Any]:
         """A command of the gateway's own (time, cancel-on-disconnect, feeds): its events
-        are published; nobody gets a response."""
+        are published; nobody gets a response. A defect in it is logged and rolled back
+        (the result is then ``[]``)."""
+        out: list[Any] = []
+        self._guarded(lambda: out.extend(self._system(command)), f"system command {command!r}")
+        return out
+
+    def _system(self, command: Any) -> list[Any]:
         events = self.venue.submit(command)
         self._publish(events)
         return events
 
+    def recover_guards(self) -> list[int]:
+        """At start, before any connection: cancel the orders of every account that held a
+        cancel-on-disconnect session or an armed dead-man switch when the server stopped
+        (every connection is gone), as journaled commands, then clear the guards. Returns
+        the accounts."""
+        accounts = self.guards.accounts()
+        for account in accounts:
+            self._guarded(lambda a=account: self._system(C.CancelAll(a)),
+                          f"the recovery cancel of account {account}")
+        if accounts:
+            self._note({"g": "reset"})
+            self._commit()
+        return accounts
+
     # -- requests -----------------------------------------------------------------------------
 
     def receive(self, conn: Conn, frame: str | bytes, now_ns: int) -> None:
-        """Handle one frame from ``conn``: its pushes and response go to the outboxes."""
+        """Handle one frame from ``conn``: its pushes and response go to the outboxes.
+        Nothing raised while handling it escapes (see the module's "Faults")."""
         self._now = now_ns
         rid: Any = None
+        savepoint = self._savepoint()
         try:
-            obj = decode(frame, conn.encoding)
-            raw_id = obj.get("id")
-            if isinstance(raw_id, (int, str)) and not isinstance(raw_id, bool):
-                rid = raw_id
+            try:
+                obj = decode(frame, conn.encoding)
+            except ProtocolError as exc:
+                rid = exc.rid
+                raise
+            rid = request_id(obj)
             request = parse_request(obj)
-            rid = request.id
             if self.shutting_down:
                 raise ProtocolError(R.SHUTTING_DOWN, "the server is shutting down")
             if not conn.bucket.take(now_ns):
@@ -236,8 +450,15 @@ class Exchange:
             else:
                 result = self._ops[op](conn, op, request.args)
         except ProtocolError as exc:
+            self._commit()  # a refusal changed nothing; an order.batch may have run items
             conn.send(error(rid, exc.code, _message(exc)))
             return
+        except Exception:
+            clean = self._fault(savepoint, f"request {rid!r} on connection {conn.cid}")
+            conn.send(error(rid, R.INTERNAL_ERROR, "INTERNAL_ERROR: the request failed; " + (
+                "nothing of it was applied" if clean else "its outcome is unknown")))
+            return
+        self._commit()
         conn.send(ok(rid, result))
 
     def _strike(self, conn: Conn, now_ns: int) -> None:
@@ -328,11 +549,14 @@ class Exchange:
         timeout = a.get("timeoutMs", int)
         a.done()
         if timeout == 0:
-            self._deadlines.pop(account, None)
+            if self._deadlines.pop(account, None) is not None:
+                self._note({"g": "dms", "a": account, "on": False})
             return {"deadline": 0}
         if not 1_000 <= timeout <= 600_000:
             raise ProtocolError(R.BAD_ARGUMENT, "timeoutMs: 0, or 1000-600000")
         deadline = self._now + timeout * NS_PER_MS
+        if account not in self._deadlines:
+            self._note({"g": "dms", "a": account, "on": True})
         self._deadlines[account] = deadline
         return {"deadline": deadline // NS_PER_MS}
 
@@ -371,6 +595,8 @@ class Exchange:
         key = verify_logon(args, self.keys, self._now // NS_PER_MS)
         conn.key = key
         conn.cancel_on_disconnect = cod
+        if cod:
+            self._note({"g": "cod", "a": key.account_id, "d": 1})
         return {"accountId": key.account_id, "admin": key.admin, "cancelOnDisconnect": cod,
                 "limits": {"requestsPerSecond": self.limits.requests_per_second,
                            "ordersPerSecond": self.limits.orders_per_second}}
@@ -408,7 +634,7 @@ class Exchange:
                 key = (conn.key.account_id, name)  # type: ignore[union-attr]
                 channel = self._private.get(key)
                 if channel is None:
-                    channel = self._private[key] = _Channel(name)
+                    channel = self._private[key] = _Channel(name, self._staged)
                 channel.conns.add(conn)
             elif name.startswith("book."):
                 # joins the channel with its snapshot, after this batch's delta (end_batch)
@@ -443,6 +669,14 @@ class Exchange:
             raise ProtocolError(R.UNKNOWN_MARKET, f"unknown market {symbol[:40]!r}")
         if not 1 <= depth <= BOOK_LEVELS:
             raise ProtocolError(R.BAD_ARGUMENT, f"depth: 1-{BOOK_LEVELS}")
+        # charged by its size: one request per `snapshot_levels_per_request` levels sent
+        state = self._books.get(symbol) or self._live_state(symbol)
+        levels = min(depth, len(state.bids)) + min(depth, len(state.asks))
+        extra = levels // self.limits.snapshot_levels_per_request
+        if extra and not conn.bucket.take(self._now, extra):
+            self._strike(conn, self._now)
+            raise ProtocolError(R.RATE_LIMITED, f"request rate limit (a snapshot of {levels} "
+                                f"levels costs {extra + 1} requests)")
         bids, asks = self._book_levels(symbol, depth)
         return {"symbol": symbol, "seq": self._public[f"book.{symbol}"].seq, "bids": bids,
                 "asks": asks, "ts": self.venue.time}
@@ -515,7 +749,7 @@ class Exchange:
     def _private_push(self, account: int, name: str, data: dict[str, Any]) -> None:
         channel = self._private.get((account, name))
         if channel is not None:
-            channel.publish(data)
+            channel.post(data)
 
     def _wants(self, account: int, name: str) -> bool:
         channel = self._private.get((account, name))
@@ -532,7 +766,7 @@ class Exchange:
                 liq = e.liquidation_id is not None
                 trades = public["trades." + e.symbol]
                 if trades.conns:  # messages nobody receives are not built
-                    trades.publish({
+                    trades.post({
                         "tradeId": e.trade_id, "price": e.price, "qty": e.qty,
                         "side": _SIDE_NAME[e.taker_side], "ts": ts, "liquidation": liq,
                         "liquidationId": e.liquidation_id})
@@ -585,7 +819,7 @@ class Exchange:
                 mark = public["mark." + e.symbol]
                 if not mark.conns:
                     continue
-                mark.publish({
+                mark.post({
                     "mark": e.mark, "index": e.index, "fundingRate": e.funding_rate,
                     "nextFundingTime": e.next_funding_ts, "openInterest": e.open_interest,
                     "ts": e.ts_ns})
@@ -597,7 +831,7 @@ class Exchange:
                     "price": e.price, "mark": e.mark, "bankruptcyPrice": e.bankruptcy_price,
                     "fee": e.fee, "generation": e.generation, "ts": ts})
                 c = e.cause
-                public["liquidations." + e.symbol].publish({
+                public["liquidations." + e.symbol].post({
                     "liquidationId": e.liquidation_id, "side": _SIDE_NAME[e.side],
                     "qty": e.qty, "price": e.price, "mark": e.mark,
                     "bankruptcyPrice": e.bankruptcy_price, "bookQty": e.book_qty,
@@ -607,7 +841,7 @@ class Exchange:
                               "liquidationId": c.liquidation_id, "generation": c.generation},
                     "ts": ts})
             elif t is FundingSettled:
-                public["funding." + e.symbol].publish({
+                public["funding." + e.symbol].post({
                     "rate": e.rate, "price": e.price, "perLot": e.per_lot,
                     "longLots": e.long_lots, "paid": e.paid, "ts": e.ts_ns})
             elif t is FundingPayment:
@@ -657,7 +891,11 @@ class Exchange:
     def end_batch(self) -> None:
         """Publish one conflated book and bbo delta per changed market, then the snapshots of
         new book subscribers."""
+        self._guarded(self._end_batch, "the end of a batch")
+
+    def _end_batch(self) -> None:
         ts = self.venue.time
+        published: dict[str, _BookState] = {}  # the new states, kept only if all went well
         for symbol in sorted(self._touched_books):
             book_ch = self._public["book." + symbol]
             bbo_ch = self._public["bbo." + symbol]
@@ -669,14 +907,15 @@ class Exchange:
                 bids = _diff(state.bids, live.bids, reverse=True)
                 asks = _diff(state.asks, live.asks, reverse=False)
                 if bids or asks:
-                    book_ch.publish({"type": "delta", "bids": bids, "asks": asks, "ts": ts})
+                    book_ch.post({"type": "delta", "bids": bids, "asks": asks, "ts": ts})
                 live.bbo = state.bbo
             bbo = _bbo(live)
             if bbo != live.bbo:
                 live.bbo = bbo
-                bbo_ch.publish({"bid": bbo[0], "bidQty": bbo[1], "ask": bbo[2],
-                                "askQty": bbo[3], "ts": ts})
-            self._books[symbol] = live
+                bbo_ch.post({"bid": bbo[0], "bidQty": bbo[1], "ask": bbo[2],
+                             "askQty": bbo[3], "ts": ts})
+            published[symbol] = live
+        self._books.update(published)
         self._touched_books.clear()
         for conn, name in self._pending_snapshots:
             channel = self._public[name]
@@ -684,8 +923,8 @@ class Exchange:
                 continue
             bids, asks = self._book_levels(name[5:], BOOK_LEVELS)
             channel.conns.add(conn)
-            conn.send({"ch": name, "seq": channel.seq, "prev": None,
-                       "data": {"type": "snapshot", "bids": bids, "asks": asks, "ts": ts}})
+            self._staged.append((conn, {"ch": name, "seq": channel.seq, "prev": None, "data": {
+                "type": "snapshot", "bids": bids, "asks": asks, "ts": ts}}))
         self._pending_snapshots.clear()
         for symbol in [s for s in self._books
                        if not self._public["book." + s].conns

@@ -52,6 +52,7 @@ EXPECTED = {
         "INVALID_CLIENT_ORDER_ID": 1107,
         "INVALID_STATUS": 1108,
         "INVALID_REDUCE_ONLY": 1109,
+        "TIME_STEP_TOO_LARGE": 1110,
         "INSUFFICIENT_MARGIN": 2001,
         "REDUCE_ONLY_WOULD_INCREASE": 2002,
         "PRICE_OUTSIDE_BAND": 2003,
@@ -150,7 +151,7 @@ def test_reject_reason_validation_codes_are_in_1xxx_range():
         RejectReason.INVALID_LEVERAGE, RejectReason.INVALID_MARGIN_MODE,
         RejectReason.INVALID_TIMESTAMP, RejectReason.INVALID_TRIGGER,
         RejectReason.INVALID_CLIENT_ORDER_ID, RejectReason.INVALID_STATUS,
-        RejectReason.INVALID_REDUCE_ONLY,
+        RejectReason.INVALID_REDUCE_ONLY, RejectReason.TIME_STEP_TOO_LARGE,
     }
     # Act
     in_range = {r for r in RejectReason if 1000 <= r <= 1999}

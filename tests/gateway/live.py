@@ -39,6 +39,15 @@ class LiveServer:
             return fn()
         return asyncio.run_coroutine_threadsafe(call(), self.loop).result(timeout=30)
 
+    def tick(self, now_ns: int) -> None:
+        """A clock tick at ``now_ns``, between two sequencer batches."""
+        def run() -> None:
+            self.server.exchange.tick(now_ns)
+            self.server.exchange.end_batch()
+            self.server._flush_journal()
+            self.server._deliver()
+        self.on_loop(run)
+
     def client(self, encoding: str = JSON, key: str | None = None, **logon: Any) -> WsClient:
         c = WsClient(self.url, encoding)
         if key is not None:
@@ -48,9 +57,13 @@ class LiveServer:
 
 @contextmanager
 def live_server(**kwargs: Any) -> Iterator[LiveServer]:
-    """Start a server (``kwargs`` go to ``Server``) with the NVDA index at 10000 ticks."""
+    """Start a server (``kwargs`` go to ``Server``) with the NVDA index at 10000 ticks.
+
+    The server has no clock ticker unless asked (``tick_interval``): venue time stands
+    still, so a test can compare states (``live.tick(ns)`` moves it by hand)."""
     kwargs.setdefault("port", 0)
     kwargs.setdefault("dev_accounts", 4)
+    kwargs.setdefault("tick_interval", None)
     loop = asyncio.new_event_loop()
     started = threading.Event()
     holder: dict[str, Any] = {}

@@ -339,3 +339,94 @@ def test_a_journal_without_a_header_raises(tmp_path: Path, impl: str) -> None:
     # Act / Assert
     with pytest.raises(ValueError):
         Venue.recover(path, book=impl)
+
+
+# -- tails of zeros, dropped bytes kept, damage named ------------------------------------------
+
+
+@pytest.mark.parametrize("zeros", [1, 7, 8, 9, 4096, 70_000])
+def test_a_tail_of_zero_bytes_is_a_torn_tail(tmp_path: Path, impl: str, zeros: int,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    """What a power loss often leaves: the file's new size reached the disk, its data did
+    not. The journal must still recover (it used to be refused as corrupt)."""
+    # Arrange
+    path = tmp_path / "j.log"
+    venue, accepted, _ = journaled_run(path, impl, 40)
+    venue.close()
+    good = path.read_bytes()
+    path.write_bytes(good + bytes(zeros))
+
+    # Act
+    with caplog.at_level("WARNING", logger="gaemi.recovery"):
+        recovered = Venue.recover(path, book=impl)
+
+    # Assert: every command is back, the zeros are cut off and kept aside, and said so
+    assert recovered.state_hash() == venue.state_hash()
+    assert recovered.seq == len(accepted)
+    assert path.read_bytes() == good
+    kept = path.with_name(f"j.log.torn-{len(good)}")
+    assert kept.read_bytes() == bytes(zeros)
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert f"{zeros} bytes at byte {len(good)}" in warning
+    assert f"seq {len(accepted)}" in warning
+    recovered.close()
+
+
+def test_a_last_record_never_written_leaves_zeros_and_is_a_torn_tail(tmp_path: Path,
+                                                                      impl: str) -> None:
+    # Arrange: the space of the last record is there, its bytes are all zero
+    path = tmp_path / "j.log"
+    venue, accepted, _ = journaled_run(path, impl, 40)
+    venue.close()
+    data = path.read_bytes()
+    start, end = frames(data)[-1]
+    path.write_bytes(data[:start] + bytes(end - start))
+
+    # Act
+    recovered = Venue.recover(path, book=impl)
+
+    # Assert
+    assert recovered.state_hash() == replayed(impl, accepted[:-1]).state_hash()
+    assert path.stat().st_size == start
+    recovered.close()
+
+
+def test_a_dropped_torn_tail_is_kept_beside_the_journal(tmp_path: Path, impl: str,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    # Arrange: a crash in the middle of the last record's payload
+    path = tmp_path / "j.log"
+    venue, accepted, _ = journaled_run(path, impl, 40)
+    venue.close()
+    data = path.read_bytes()
+    start, end = frames(data)[-1]
+    cut = (start + end) // 2
+    path.write_bytes(data[:cut])
+
+    # Act: recover twice with the same tail (the second file does not overwrite the first)
+    with caplog.at_level("WARNING", logger="gaemi.recovery"):
+        Venue.recover(path, book=impl).close()
+        path.write_bytes(data[:cut])
+        Venue.recover(path, book=impl).close()
+
+    # Assert: the exact bytes, the offset, the count and the last good sequence number
+    first = path.with_name(f"j.log.torn-{start}")
+    second = path.with_name(f"j.log.torn-{start}-2")
+    assert first.read_bytes() == second.read_bytes() == data[start:cut]
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2
+    assert all(f"{cut - start} bytes at byte {start}" in m and f"seq {len(accepted) - 1}" in m
+               for m in messages)
+
+
+def test_zeros_before_the_tail_are_damage_and_name_their_offset(tmp_path: Path,
+                                                                impl: str) -> None:
+    # Arrange: a middle record zeroed out, good records after it
+    path, data, start, end = middle_record(tmp_path, impl)
+    damaged = data[:start] + bytes(end - start) + data[end:]
+    path.write_bytes(damaged)
+
+    # Act / Assert: refused loudly, with the byte offset, and nothing is cut
+    with pytest.raises(JournalCorrupt, match=f"at byte {start}"):
+        Venue.recover(path, book=impl)
+    assert path.read_bytes() == damaged
+    assert not list(tmp_path.glob("*.torn-*"))
