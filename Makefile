@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-pure test-debug bench bench-smoke annotate clean
+.PHONY: install demo test test-pure test-debug bench bench-smoke soak soak-short annotate clean
 
 # (re)create the venv and (re)build the extension when the build inputs change
 $(STAMP): pyproject.toml setup.py engine/_book.pyx engine/_book.pxd
@@ -40,6 +40,15 @@ bench: $(STAMP)
 # every benchmark once, untimed: checks they still run and assert their results
 bench-smoke: $(STAMP)
 	$(PY) -m pytest benches --benchmark-disable -q
+
+# crashes and hostile traffic on loopback (tests/soak.py): 20 kill -9 cycles with every
+# acknowledged request checked, then 100k hostile frames; bounded, stops by itself
+soak: $(STAMP)
+	$(PY) -m tests.soak --cycles 20 --frames 100000
+
+# the short version CI runs
+soak-short: $(STAMP)
+	$(PY) -m tests.soak --cycles 3 --frames 5000
 
 annotate: $(STAMP)
 	$(VENV)/bin/cython -a engine/_book.pyx

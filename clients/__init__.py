@@ -1,1 +1,1 @@
-"""Gaemi clients package (see DESIGN.md)."""
+"""Gaemi clients package (see docs/design.md)."""

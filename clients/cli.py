@@ -3,6 +3,11 @@
 ``gaemi replay`` replays a real NASDAQ trading day (LOBSTER) through the order book, prints
 how well the book reproduced the file, and how fast the engine ran the day's commands.
 ``gaemi serve`` runs the exchange on a websocket (gateway/cli.py).
+
+A user's mistake never ends in a traceback: every subcommand reports one by raising
+``SystemExit`` with a one-line message, which ``main`` prints as ``gaemi: error: ...`` on
+stderr with exit status 2 (argparse's own errors look the same); a file or network error
+(``OSError``) is reported the same way, and Ctrl-C exits with 130.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ import platform
 import sys
 import time
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import engine
 from engine.codes import Command
@@ -60,7 +66,11 @@ def _throughput(book_class: Any, commands: Any, expected_hash: int) -> dict[str,
 def _cmd_replay(args: argparse.Namespace) -> int:
     from clients.replay.lobster import read_messages, read_orderbook, replay, sample_files
 
-    message_file, orderbook_file, levels = sample_files(args.ticker)
+    try:
+        message_file, orderbook_file, levels = sample_files(args.ticker)
+    except FileNotFoundError:
+        raise SystemExit(f"--ticker {args.ticker}: no LOBSTER data (embedded: AMZN, AAPL; "
+                         "or a path prefix of a LOBSTER message/orderbook file pair)") from None
     book_class = engine.book_class(args.implementation)
     name = book_class.__module__.replace("engine.", "").replace("_book", "compiled")
     if not args.json:
@@ -113,13 +123,23 @@ def _cmd_flow(args: argparse.Namespace) -> int:
     from clients.replay import orderflow
     from risk import Venue
 
-    records = list(orderflow.read(args.file))
+    if args.url is not None:
+        check_url(args.url)
+    if not Path(args.file).is_file():
+        raise SystemExit(f"{args.file}: no such file")
+    try:
+        records = list(orderflow.read(args.file))
+    except ValueError as exc:  # OrderFlowError names the line
+        raise SystemExit(f"{args.file}: {exc}") from None
     if not records:
         raise SystemExit(f"{args.file}: no records")
     if args.url is None:
         venue = Venue(start_ts=records[0].ts)
         started = time.perf_counter()
-        applied = orderflow.apply(records, venue)
+        try:
+            applied = orderflow.apply(records, venue)
+        except ValueError as exc:
+            raise SystemExit(f"{args.file}: {exc}") from None
         elapsed = time.perf_counter() - started
         venue.check_invariants()
         refused = Counter(e.reason for a in applied for e in a.events if e.kind == "rejected")
@@ -134,7 +154,7 @@ def _cmd_flow(args: argparse.Namespace) -> int:
         raise SystemExit("--keys-file is needed with --url (gaemi serve writes one)")
     accounts = sorted({r.account for r in records if r.op not in orderflow.ADMIN_OPS})
     keys = {a: read_key(args.keys_file, a) for a in accounts}
-    rows = json.loads(args.keys_file.read_text())["keys"]
+    rows = json.loads(args.keys_file.read_text())["keys"]  # read_key has checked the file
     admin = next(((r["apiKey"], r["secret"]) for r in rows if r.get("admin")), None)
     stats = asyncio.run(replay_live(args.url, records, keys=keys, admin=admin,
                                     speed=args.speed))
@@ -178,9 +198,31 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return asyncio.run(gateway_cli.serve(server, ready))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``gaemi`` console script."""
-    parser = argparse.ArgumentParser(prog="gaemi", description=__doc__.splitlines()[0])
+def check_url(url: str) -> str:
+    """A websocket URL, or SystemExit with what is wrong with it."""
+    if not url.startswith(("ws://", "wss://")):
+        raise SystemExit(f"--url {url}: a websocket URL (ws://HOST:PORT, as gaemi serve "
+                         "prints it)")
+    return url
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as the one line every other user error gets."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"gaemi: error: {message} (see {self.prog} --help)\n")
+
+
+def _version() -> str:
+    try:
+        return version("gaemi")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="gaemi", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"gaemi {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     rp = sub.add_parser("replay", help="replay a LOBSTER day through the book and verify it")
     rp.add_argument("--ticker", default="AMZN",
@@ -217,8 +259,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     from clients.bots import cli as bots_cli
 
     bots_cli.add_parser(sub)
-    args = parser.parse_args(argv)
-    return int(args.func(args))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``gaemi`` console script."""
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args))
+    except SystemExit as exc:
+        if isinstance(exc.code, str):  # a user error, said in one line
+            return _error(exc.code)
+        raise
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except OSError as exc:  # a file or the network: the user's environment, not a defect
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _error(f"{where}{exc.strerror or exc}")
+
+
+def _error(message: str) -> int:
+    print(f"gaemi: error: {message}", file=sys.stderr, flush=True)
+    return 2
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ gateway, the risk layer and the clients can all speak the same codes cheaply.
 All enums are ``IntEnum`` because they cross the wire. Codes are stable: a value, once
 published, is never reused; a retired member stays here as a comment naming its code.
 
-``RejectReason`` codes are grouped by range (DESIGN.md §7):
+``RejectReason`` codes are grouped by range (docs/design.md §7):
 
 ====== ==========================================
 range  meaning

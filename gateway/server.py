@@ -1,10 +1,12 @@
 """The websocket server: the only module of Gaemi that does network I/O and reads the clock.
 
 One sequencer task owns the venue (through ``gateway.wire.session.Exchange``). Reader tasks,
-one per connection, queue frames in arrival order; the sequencer takes everything queued in
-one event-loop turn as a batch, runs it, publishes the conflated book deltas, makes the
-journal durable, and only then hands the batch's responses and pushes to the writers: an
-acknowledged order is on disk. A timer queues a clock tick every second, which the sequencer
+one per connection, queue frames in arrival order, each connection in a queue of its own; the
+sequencer makes a batch of what is queued, taking up to ``FRAMES_PER_TURN`` frames from each
+waiting connection in turn (so one connection with a thousand frames queued delays another's
+single request by at most one turn, not by the thousand), runs it, publishes the conflated
+book deltas, makes the journal durable, and only then hands the batch's responses and pushes
+to the writers: an acknowledged order is on disk. A timer queues a clock tick every second, which the sequencer
 turns into a journaled ``AdvanceTime`` (the venue never reads the clock itself).
 
 Each connection's outgoing queue is bounded, in messages and in bytes (``Limits``), and so is
@@ -61,14 +63,14 @@ log = logging.getLogger("gaemi.gateway")
 DEFAULT_PORT = 8765
 DEV_DEPOSIT = usd(1_000_000)
 MAX_INFLIGHT = 1_000  # frames of one connection waiting for the sequencer
-MAX_BATCH_FRAMES = 4_096
+FRAMES_PER_TURN = 32  # frames of one connection in one batch, while others wait
 READ_LIMIT = 16 * MAX_FRAME  # larger frames close the connection (1009); smaller ones get 8011
 SEND_BUFFER = 256 * 1024  # bytes of kernel send buffer per connection
 CLOSE_TIMEOUT = 2  # seconds a closing handshake may take
-SNAPSHOT_EVERY = 50_000  # commands between two snapshots of the venue
-_TICK = object()
-_SHUTDOWN = object()
-_STOP = object()
+SNAPSHOT_EVERY = 25_000  # commands between two snapshots of the venue
+_TICK = "tick"
+_SHUTDOWN = "shutdown"
+_STOP = "stop"
 
 
 def dev_keys(n: int, *, admin: bool = True) -> dict[str, ApiKey]:
@@ -104,15 +106,16 @@ def save_keys(keys: dict[str, ApiKey], path: str | Path) -> None:
 class _Link:
     """The I/O half of a connection: its websocket, outgoing queue and writer task."""
 
-    __slots__ = ("ws", "conn", "queue", "ready", "inflight", "resume", "writer", "closing",
-                 "address")
+    __slots__ = ("ws", "conn", "queue", "ready", "frames", "waiting", "resume", "writer",
+                 "closing", "address")
 
     def __init__(self, ws: ServerConnection, conn: Conn) -> None:
         self.ws = ws
         self.conn = conn
         self.queue: deque[str | bytes] = deque()
         self.ready = asyncio.Event()
-        self.inflight = 0
+        self.frames: deque[str | bytes | None] = deque()  # None: the connection ended
+        self.waiting = False  # in the sequencer's turn queue
         self.resume = asyncio.Event()
         self.writer: asyncio.Task[None] | None = None
         self.closing: tuple[int, str] | None = None
@@ -183,7 +186,9 @@ class Server:
         self._sock: socket.socket | None = None
         self._snapshot_pid: int | None = None
         self._snapshot_seq = 0
-        self._inbox: asyncio.Queue[Any] = asyncio.Queue()
+        self._turns: deque[_Link] = deque()  # connections with frames waiting, in turn order
+        self._control: deque[str] = deque()  # ticks, shutdown, stop
+        self._wake = asyncio.Event()
         self._ws_server: Any = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._drained = asyncio.Event()
@@ -305,7 +310,7 @@ class Server:
         for task in self._tasks[1:]:
             task.cancel()
         if not self._tasks[0].done():
-            self._inbox.put_nowait(_SHUTDOWN)
+            self._signal(_SHUTDOWN)
             await self._drained.wait()
         self._ws_server.close(close_connections=False)
         for link in list(self._links.values()):
@@ -319,7 +324,7 @@ class Server:
                                for link in list(self._links.values())))
         await self._ws_server.wait_closed()
         if not self._tasks[0].done():
-            self._inbox.put_nowait(_STOP)
+            self._signal(_STOP)
             await self._tasks[0]
         venue = self.venue
         if venue is not None:
@@ -371,19 +376,17 @@ class Server:
         self._links[conn.cid] = link
         self._per_address[address] = self._per_address.get(address, 0) + 1
         link.writer = asyncio.create_task(link.write())
-        inbox = self._inbox
         try:
             async for frame in ws:
-                if link.inflight >= MAX_INFLIGHT:
+                if len(link.frames) >= MAX_INFLIGHT:
                     link.resume.clear()
                     await link.resume.wait()
-                link.inflight += 1
-                inbox.put_nowait((conn, frame))
+                self._enqueue(link, frame)
         except ConnectionClosed:
             pass
         finally:
             if not self._tasks[0].done():
-                inbox.put_nowait((conn, None))
+                self._enqueue(link, None)
             else:
                 self._links.pop(conn.cid, None)
             left = self._per_address[address] - 1
@@ -394,44 +397,62 @@ class Server:
             if link.closing is None:
                 link.writer.cancel()
 
+    def _enqueue(self, link: _Link, frame: str | bytes | None) -> None:
+        link.frames.append(frame)
+        if not link.waiting:
+            link.waiting = True
+            self._turns.append(link)
+            self._wake.set()
+
+    def _signal(self, what: str) -> None:
+        self._control.append(what)
+        self._wake.set()
+
     async def _ticker(self) -> None:
+        assert self.tick_interval is not None
         while True:
             await asyncio.sleep(self.tick_interval)
-            self._inbox.put_nowait(_TICK)
+            self._signal(_TICK)
 
     # -- the sequencer ------------------------------------------------------------------------
 
     async def _sequencer(self) -> None:
-        exchange, inbox = self.exchange, self._inbox
+        exchange, turns, control = self.exchange, self._turns, self._control
         assert exchange is not None
         try:
             while True:
-                item = await inbox.get()
-                batch = [item]
-                while len(batch) < MAX_BATCH_FRAMES and not inbox.empty():
-                    batch.append(inbox.get_nowait())
+                await self._wake.wait()
+                self._wake.clear()
                 now = self.clock()
                 stop = False
-                for item in batch:
-                    if item is _TICK:
+                while control:
+                    what = control.popleft()
+                    if what == _TICK:
                         exchange.tick(now)
-                    elif item is _SHUTDOWN:
+                    elif what == _SHUTDOWN:
                         exchange.shutting_down = True
-                    elif item is _STOP:
-                        stop = True
                     else:
-                        conn, frame = item
+                        stop = True
+                for _ in range(len(turns)):  # one turn of every connection with frames
+                    link = turns.popleft()
+                    conn, frames = link.conn, link.frames
+                    for _ in range(min(FRAMES_PER_TURN, len(frames))):
+                        frame = frames.popleft()
                         if frame is None:
                             exchange.disconnect(conn, now)
                             self._links.pop(conn.cid, None)
-                            continue
-                        link = self._links.get(conn.cid)
-                        if link is not None:
-                            link.inflight -= 1
-                            if link.inflight < MAX_INFLIGHT // 2:
-                                link.resume.set()
+                            frames.clear()
+                            break
                         if conn.cid in exchange.conns:
                             exchange.receive(conn, frame, now)
+                    if len(frames) < MAX_INFLIGHT // 2:
+                        link.resume.set()
+                    if frames:
+                        turns.append(link)  # the rest in the next batch, after the others
+                    else:
+                        link.waiting = False
+                if turns:
+                    self._wake.set()
                 exchange.end_batch()
                 self._flush_journal()
                 self._deliver()

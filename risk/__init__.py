@@ -1,5 +1,5 @@
 """Gaemi's clearinghouse: markets, accounts, margin, prices, funding, liquidations and the
-sequenced ``Venue`` that owns the books (DESIGN.md §5, docs/architecture.md)."""
+sequenced ``Venue`` that owns the books (docs/design.md §5, docs/architecture.md)."""
 
 from risk import commands
 from risk.commands import (

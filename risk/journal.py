@@ -141,11 +141,11 @@ def _walk(data: bytes, base: int, path: object) -> Iterator[tuple[Any, int, int,
     total = len(data)
     offset = 0
     while offset < total:
-        if not any(data[offset:offset + 4096]) and not any(data[offset:]):
-            return  # zeros to the end of the file: a torn tail (space allocated, never written)
         if offset + _FRAME.size > total:
             return  # torn frame header
         length, crc = _FRAME.unpack_from(data, offset)
+        if length == 0 and data.count(0, offset) == total - offset:
+            return  # zeros to the end of the file: a torn tail (space allocated, never written)
         start, end = offset + _FRAME.size, offset + _FRAME.size + length
         if end > total:
             # a torn append, unless a whole good record follows: then this length is damaged
@@ -220,6 +220,7 @@ class JournalWriter:
             self.last_start, self.last_crc = last
             self.crc = crc
         self.offset = self._file.tell()
+        self.synced = -1  # the offset the last sync made durable (-1: none yet)
         self.records_written = 0
 
     def append(self, record: Any) -> None:
@@ -244,13 +245,18 @@ class JournalWriter:
         self._file.truncate(position[0])
         self._file.seek(position[0])
         self.offset, self.last_start, self.last_crc, self.crc = position
+        self.synced = -1
 
     def flush(self) -> None:
         self._file.flush()
 
     def sync(self) -> None:
+        """Flush and fsync; nothing to do when nothing was appended since the last sync."""
+        if self.offset == self.synced:
+            return
         self._file.flush()
         os.fsync(self._file.fileno())
+        self.synced = self.offset
 
     def close(self) -> None:
         if not self._file.closed:

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-Units (DESIGN.md §2). Money is an integer count of micro-dollars (``UNIT``: 1 USD =
+Units (docs/design.md §2). Money is an integer count of micro-dollars (``UNIT``: 1 USD =
 1,000,000). A price is an integer number of ticks; ``tick_size`` is the tick's value in
 micro-dollars per share. A size is an integer number of lots; ``lot_size`` is the number of
 shares in a lot, as exact decimal text. Their product is the contract multiplier,

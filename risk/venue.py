@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 ``Venue.submit(command)`` is the only way state changes. Each command runs the pipeline of
-DESIGN.md §5 to completion before the next one starts:
+docs/design.md §5 to completion before the next one starts:
 
 1. validate (market, account, bounds, types)          -> ``Rejected`` value, nothing changed
 2. pre-trade risk (trading status, price band and daily limit, max order size, reduce-only,

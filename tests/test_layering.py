@@ -1,4 +1,4 @@
-"""The direction of dependencies (DESIGN.md §1), checked by reading the imports of every module.
+"""The direction of dependencies (docs/design.md §1), checked by reading the imports of every module.
 
 ``engine`` imports nothing from the other packages, no asyncio, no clock and no random source.
 """

@@ -2,11 +2,12 @@
 never sells, and is liquidated when the dip keeps dipping (docs/bots.md).
 
 At start it sets its leverage (and, by default, isolated margin, so its stake is only the
-margin each buy posts: the exposure of a small account, whatever the account's balance). It
-follows the mark; when the mark is ``dip_bps`` below the highest mark seen since its last buy
-(or since it started) it buys ``stake_usd × leverage`` of notional, with a market order or a
-limit at the best ask. It stops buying after ``max_buys`` buys or when the venue refuses a buy
-for margin. It has no stop-loss and no take-profit.
+margin each buy posts: the exposure of a small account, whatever the account's balance), and,
+unless ``enter_at_start`` is off, buys once as soon as there is someone to buy from: an ant
+arrives and buys. Then it follows the mark; when the mark is ``dip_bps`` below the highest
+mark seen since its last buy it buys ``stake_usd × leverage`` of notional, with a market order
+or a limit at the best ask. It stops buying after ``max_buys`` buys or when the venue refuses
+a buy for margin. It has no stop-loss and no take-profit.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class AntParams(BotParams):
     max_buys: int = 5  # buys in all, then it only holds
     order_type: str = "MARKET"  # "MARKET", or "LIMIT" at the mark plus limit_slippage_bps
     limit_slippage_bps: int = 20  # how far above the mark a LIMIT buy may pay
+    enter_at_start: bool = True  # buy once at the start (then only dips)
 
 
 class Ant(Bot):
@@ -71,6 +73,8 @@ class Ant(Bot):
         """The mark at or below which the ant buys next (None: it does not buy any more)."""
         if self.high is None or self.buys >= self.params.max_buys or self.out_of_margin:
             return None
+        if self.params.enter_at_start and self.buys == 0:
+            return self.high  # the entry: at any mark (self.high is the mark it knows)
         return self.high * (BPS - self.params.dip_bps) // BPS
 
     async def step(self) -> None:
@@ -97,7 +101,8 @@ class Ant(Bot):
             return
         if not result["filledQty"]:
             return  # nobody to buy from: try again next step while the dip lasts
+        what = "entry" if self.buys == 0 and p.enter_at_start else "dip"
         self.buys += 1
         self.high = self.mark  # the next dip is measured from here
-        self.say(f"{self.name}: dip to {self.mark}: bought {result['filledQty']} of {qty} lots "
-                 f"({result['status']})")
+        self.say(f"{self.name}: {what} at {self.mark}: bought {result['filledQty']} of {qty} "
+                 f"lots ({result['status']})")

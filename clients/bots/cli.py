@@ -15,10 +15,11 @@ import contextlib
 import dataclasses
 import json
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from websockets.exceptions import InvalidHandshake, InvalidURI
 
 from clients.bots import BOTS, Bot, BotParams
 from clients.client import Client, RequestError
@@ -52,15 +53,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def read_key(path: Path, account: int | None) -> tuple[str, str]:
-    """(API key, secret) of ``account`` in a key file (the only trading key if None)."""
-    rows = json.loads(Path(path).read_text())["keys"]
-    rows = [r for r in rows if not r.get("admin")]
-    if account is not None:
-        rows = [r for r in rows if int(r["accountId"]) == account]
+    """(API key, secret) of ``account`` in a key file (the only trading key if None);
+    SystemExit with a one-line message for a missing or malformed file."""
+    try:
+        keys = [(str(r["apiKey"]), str(r["secret"]), int(r["accountId"]), bool(r.get("admin")))
+                for r in json.loads(Path(path).read_text())["keys"]]
+    except OSError as exc:
+        raise SystemExit(f"--keys-file {path}: {exc.strerror}") from None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise SystemExit(f"--keys-file {path}: not a Gaemi key file (gaemi serve writes one: "
+                         "docs/protocol.md §3)") from None
+    rows = [(key, secret) for key, secret, owner, admin in keys
+            if not admin and (account is None or owner == account)]
     if len(rows) != 1:
         which = f"account {account}" if account is not None else "a single trading key"
         raise SystemExit(f"{path}: no {which} (found {len(rows)}); use --account N")
-    return str(rows[0]["apiKey"]), str(rows[0]["secret"])
+    return rows[0]
 
 
 def parse_params(cls: type[BotParams], items: list[str], **given: Any) -> BotParams:
@@ -100,12 +108,11 @@ def run(args: argparse.Namespace) -> int:
         api_key, secret = args.api_key, args.secret
     else:
         raise SystemExit("credentials: --keys-file F --account N, or --api-key K --secret S")
+    if not args.url.startswith(("ws://", "wss://")):
+        raise SystemExit(f"--url {args.url}: a websocket URL (ws://HOST:PORT)")
     cls = BOTS[args.name]
     params = parse_params(cls.Params, args.param, symbol=args.symbol)
-    try:
-        return asyncio.run(_run(args, cls, params, api_key, secret))
-    except KeyboardInterrupt:  # pragma: no cover (the signal handler normally catches it)
-        return 130
+    return asyncio.run(_run(args, cls, params, api_key, secret))
 
 
 async def _run(args: argparse.Namespace, cls: type[Bot], params: BotParams, api_key: str,
@@ -117,9 +124,17 @@ async def _run(args: argparse.Namespace, cls: type[Bot], params: BotParams, api_
 
     try:
         client = await Client.connect(args.url, args.encoding)
-    except OSError as exc:
-        print(f"cannot connect to {args.url}: {exc}", file=sys.stderr)
-        return 1
+    except (OSError, InvalidURI, InvalidHandshake) as exc:
+        raise SystemExit(f"cannot connect to {args.url}: {exc}") from None
+    try:
+        symbols = [i["symbol"] for i in await client.instruments()]
+    except (RequestError, ConnectionError) as exc:
+        await client.close()
+        raise SystemExit(f"{args.url}: {exc}") from None
+    if params.symbol not in symbols:
+        await client.close()
+        raise SystemExit(f"--symbol {params.symbol}: not a market of {args.url} (it lists "
+                         f"{', '.join(symbols)})")
     bot = cls(params, log=say)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -132,11 +147,9 @@ async def _run(args: argparse.Namespace, cls: type[Bot], params: BotParams, api_
         say(f"logged on to {args.url} as account {result['accountId']} ({client.encoding})")
         await bot.run(client, stop_event=stop, duration=args.duration)
     except RequestError as exc:
-        print(f"refused: {exc}", file=sys.stderr)
-        return 1
+        raise SystemExit(f"refused: {exc}") from None
     except ConnectionError as exc:
-        print(f"connection lost: {exc}", file=sys.stderr)
-        return 1
+        raise SystemExit(f"connection lost: {exc}") from None
     finally:
         reporter.cancel()
         await client.close()

@@ -1,7 +1,7 @@
 """The scenario's agents. They speak the wire protocol: every action is a request
 ``{"op", "args"}`` of docs/protocol.md (gateway/wire/messages.py), sent through ``Api.send``,
 which the in-process driver maps to a venue command exactly as the gateway would; a bot
-written against these messages runs unchanged over a socket (DESIGN.md §1). What they read is
+written against these messages runs unchanged over a socket (docs/design.md §1). What they read is
 what a websocket client can see: the public book, mark and liquidation channels, the
 underlying's price (the index source), and their own account (``account.positions``,
 ``account.balance``).

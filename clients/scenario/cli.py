@@ -84,8 +84,7 @@ def _run(refs: list[str], out: Path | None, args: argparse.Namespace) -> int:
     try:
         scenarios = [load_scenario(ref, seed=args.seed) for ref in refs]
     except (ScenarioError, FileNotFoundError) as exc:
-        print(f"gaemi: {exc}", file=sys.stderr)
-        return 2
+        raise SystemExit(str(exc)) from None
     if len(scenarios) == 2 and scenarios[0].seed != scenarios[1].seed:
         print(f"note: the two scenarios have different seeds ({scenarios[0].seed}, "
               f"{scenarios[1].seed}); pass --seed to run both on the same flow",
@@ -100,8 +99,7 @@ def _run(refs: list[str], out: Path | None, args: argparse.Namespace) -> int:
         try:
             records.append(run(scenario, book=args.book, progress=not args.no_progress))
         except ValueError as exc:  # a scenario the data or the market cannot support
-            print(f"gaemi: {scenario.name}: {exc}", file=sys.stderr)
-            return 2
+            raise SystemExit(f"{scenario.name}: {exc}") from None
         run_seconds += time.perf_counter() - t0
     t0 = time.perf_counter()
     paths = write_outputs(records[0], out, compare=records[1] if len(records) > 1 else None)

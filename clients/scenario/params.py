@@ -3,7 +3,7 @@ from (docs/scenarios.md has the same table with the story).
 
 The defaults ARE the default scenario, ``ants-skhynix``: SK Hynix's real fall of 2026-07-28 on
 SKHYNIX-PERP. A TOML scenario (clients/scenario/loader.py) overrides some of them. Sources:
-"§n" is a section of the reference notes perp-mechanics.md kept beside DESIGN.md; "data:" is a
+"§n" is a section of the project's reference notes on perp mechanics (not shipped); "data:" is a
 data set's README (clients/data/prices, or a shared data set named by its folder); "design"
 marks a choice of this prototype with no outside anchor, stated as such.
 

@@ -97,8 +97,8 @@ def decode(frame: str | bytes, encoding: str) -> dict[str, Any]:
 def _id_of_json(frame: str | bytes, encoding: str) -> int | str | None:
     """The id of a JSON text orjson refused (an integer beyond 64 bits, say), read by the
     standard library's parser, which accepts those; None when it cannot be read either."""
-    if encoding == MSGPACK:
-        return None
+    if encoding == MSGPACK or frame.lstrip()[:1] not in ("{", b"{"):
+        return None  # not a JSON object: no id to read
     try:
         return request_id(json.loads(frame))
     except Exception:  # not JSON at all: there is no id to answer

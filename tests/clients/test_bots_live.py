@@ -97,8 +97,8 @@ def test_market_maker_skews_against_its_inventory_and_stops_at_the_limit() -> No
 
 
 def test_ant_buys_only_after_a_dip_from_its_high() -> None:
-    # Arrange
-    ant = Ant(AntParams(symbol=SYMBOL, dip_bps=100, max_buys=1))
+    # Arrange: the dip rule alone (no entry buy)
+    ant = Ant(AntParams(symbol=SYMBOL, dip_bps=100, max_buys=1, enter_at_start=False))
 
     # Act
     for mark in (100_000, 103_000, 101_000):
@@ -111,6 +111,20 @@ def test_ant_buys_only_after_a_dip_from_its_high() -> None:
     assert trigger == 101_970
     assert exhausted is None
 
+
+def test_ant_enters_at_any_mark_then_waits_for_a_dip() -> None:
+    # Arrange: the default ant buys once on arrival
+    ant = Ant(AntParams(symbol=SYMBOL, dip_bps=100))
+
+    # Act
+    ant.on_mark({"mark": 100_000})
+    entry = ant.trigger()
+    ant.buys = 1
+    after = ant.trigger()
+
+    # Assert
+    assert entry == 100_000  # at the mark it knows: a buy at once
+    assert after == 99_000
 
 def test_momentum_signal_is_the_move_over_its_window() -> None:
     async def scenario() -> tuple[int, int, int]:
@@ -235,7 +249,7 @@ def test_ant_buys_the_dip_with_leverage_and_gets_liquidated() -> None:
         async with exchange() as (srv, admin):
             mm = MarketMaker(mm_params(levels=3, level_usd=5_000))
             ant = Ant(AntParams(symbol=SYMBOL, interval=FAST, leverage=20, dip_bps=100,
-                                stake_usd=300, max_buys=1))
+                                stake_usd=300, max_buys=1, enter_at_start=False))
             ant_client = await logged_on(srv, 2, "msgpack")
             positions: list[dict] = []
             ant_client.add_handler("positions", lambda p: positions.append(p["data"]))
@@ -308,5 +322,28 @@ def test_a_bot_whose_connection_is_lost_raises_instead_of_returning() -> None:
 
         # Assert
         assert lost.value.code == 1001
+
+    run(scenario())
+
+
+def test_the_readme_recipe_trades_with_its_default_bots() -> None:
+    """README: ``gaemi serve``, then a market maker, an ant and a momentum bot with their
+    default parameters, the index held still. They used to make no trade at all: now the ant
+    buys on arrival from the market maker's quotes."""
+    async def scenario() -> None:
+        async with exchange() as (srv, admin):
+            mm = MarketMaker(MarketMakerParams(symbol=SYMBOL))
+            ant = Ant(AntParams(symbol=SYMBOL))
+            mo = Momentum(MomentumParams(symbol=SYMBOL))
+            async with running(mm, await logged_on(srv, 1)), \
+                    running(ant, await logged_on(srv, 2)), \
+                    running(mo, await logged_on(srv, 3, "msgpack")):
+                # Act: nothing but the bots themselves
+                await until(lambda: ant.stats.fills >= 1 and mm.stats.maker_fills >= 1,
+                            "the first trade")
+
+            # Assert: the ant bought from the market maker, 20x isolated
+            assert ant.buys == 1 and ant.stats.bought > 0 and ant.stats.taker_fills >= 1
+            assert mm.stats.sold == ant.stats.bought
 
     run(scenario())
