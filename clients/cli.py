@@ -18,7 +18,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, NoReturn
@@ -264,8 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gaemi`` console script."""
+    return guarded(lambda: build_parser().parse_args(argv))
+
+
+def guarded(parse: Callable[[], argparse.Namespace]) -> int:
+    """Parse and run a command: a user error becomes one line and status 2, Ctrl-C 130."""
     try:
-        args = build_parser().parse_args(argv)
+        args = parse()
         return int(args.func(args))
     except SystemExit as exc:
         if isinstance(exc.code, str):  # a user error, said in one line

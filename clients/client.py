@@ -248,6 +248,10 @@ class Client:
             self._pending.pop(rid, None)
             if handle is not None:
                 handle.cancel()
+            if fut.done():  # the reader failed it already: this error replaces that one
+                fut.exception()
+            else:
+                fut.cancel()
             await asyncio.shield(self._reader)  # the reader records why the connection closed
             lost = self._lost or ConnectionLost("connection lost")
             raise ConnectionLost(f"{op}: {lost}", lost.code, lost.reason) from None

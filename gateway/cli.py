@@ -113,7 +113,7 @@ def _keys(args: argparse.Namespace) -> tuple[dict[str, ApiKey], Callable[[], Non
 
 def server_from_args(args: argparse.Namespace) -> Server:
     """The server the arguments describe, with its address already bound (SystemExit with
-    a one-line message when it cannot be); new dev keys are written then."""
+    a one-line message when it cannot be); new dev keys are written once it has started."""
     keys, save = _keys(args)
     journal = None if args.journal == "none" else args.journal
     limits = Limits(args.requests_per_second, args.orders_per_second,
@@ -127,7 +127,7 @@ def server_from_args(args: argparse.Namespace) -> Server:
     except OSError as exc:
         raise SystemExit(f"cannot listen on {args.host}:{args.port}: "
                          f"{exc.strerror or exc}") from None
-    save()
+    server.on_started.append(save)
     return server
 
 

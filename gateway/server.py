@@ -6,8 +6,8 @@ sequencer makes a batch of what is queued, taking up to ``FRAMES_PER_TURN`` fram
 waiting connection in turn (so one connection with a thousand frames queued delays another's
 single request by at most one turn, not by the thousand), runs it, publishes the conflated
 book deltas, makes the journal durable, and only then hands the batch's responses and pushes
-to the writers: an acknowledged order is on disk. A timer queues a clock tick every second, which the sequencer
-turns into a journaled ``AdvanceTime`` (the venue never reads the clock itself).
+to the writers: an acknowledged order is on disk. A timer queues a clock tick every second,
+which the sequencer turns into a journaled ``AdvanceTime`` (the venue never reads the clock).
 
 Each connection's outgoing queue is bounded, in messages and in bytes (``Limits``), and so is
 its kernel send buffer (``send_buffer``, which turns off the kernel's autotuning): a client
@@ -186,6 +186,9 @@ class Server:
         self._sock: socket.socket | None = None
         self._snapshot_pid: int | None = None
         self._snapshot_seq = 0
+        # called once the venue is up, before the first connection (gaemi serve writes its
+        # key file there, so that a server that fails to start leaves nothing behind)
+        self.on_started: list[Callable[[], None]] = []
         self._turns: deque[_Link] = deque()  # connections with frames waiting, in turn order
         self._control: deque[str] = deque()  # ticks, shutdown, stop
         self._wake = asyncio.Event()
@@ -237,6 +240,9 @@ class Server:
     async def _start(self) -> None:
         now = self.clock()
         guards = Guards()
+        if self.journal is not None:  # a snapshot writer killed before its rename
+            for partial in self.journal.parent.glob(self.journal.name + ".snap-*.tmp"):
+                partial.unlink(missing_ok=True)
         if self.journal is not None and self.journal.exists() and self.journal.stat().st_size:
             started = time.perf_counter()
             rec = recover(self.journal, book=self._book)
@@ -280,6 +286,8 @@ class Server:
         self._flush_journal()
         if self.snapshot_every is not None and self.journal is not None:
             code_fingerprint()  # read the sources now, not in a forked child
+        for hook in self.on_started:
+            hook()
         assert self._sock is not None
         self._ws_server = await serve(
             self._handle, sock=self._sock, subprotocols=list(SUBPROTOCOLS),
@@ -456,7 +464,10 @@ class Server:
                 exchange.end_batch()
                 self._flush_journal()
                 self._deliver()
-                self._maybe_snapshot()
+                try:
+                    self._maybe_snapshot()
+                except OSError:  # fork or disk: the journal still has everything
+                    log.warning("snapshot not written", exc_info=True)
                 if exchange.shutting_down:
                     self._drained.set()
                 if stop:

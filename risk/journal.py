@@ -44,7 +44,8 @@ from typing import Any, BinaryIO
 import msgpack
 
 
-__all__ = ["MAGIC", "JournalCorrupt", "JournalScan", "JournalWriter", "frame_at", "prefix_crc", "read_records", "scan"]
+__all__ = ["MAGIC", "JournalCorrupt", "JournalScan", "JournalWriter", "frame_at", "prefix_crc",
+           "read_records", "scan"]
 
 MAGIC = b"GAEMIJ1\n"
 _FRAME = struct.Struct("<II")

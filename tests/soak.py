@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import multiprocessing
 import random
 import shutil
@@ -410,9 +411,9 @@ def hostile_frames(frames: int, seed: int, folder: Path) -> dict[str, Any]:
         problems.append(f"the server stopped with status {code}")
     return {
         "frames": frames, "seconds": round(flood_seconds, 1),
-        "hostile_connections": counts["connections"], "closes_1008": closes, "rss_mib": {"baseline": round(baseline / MIB, 1),
-                                           "peak": round(peak[0] / MIB, 1),
-                                           "after": round(after / MIB, 1)},
+        "hostile_connections": counts["connections"], "closes_1008": closes,
+        "rss_mib": {"baseline": round(baseline / MIB, 1), "peak": round(peak[0] / MIB, 1),
+                    "after": round(after / MIB, 1)},
         "trader_rtt_ms": {phase: {"n": len(v), "p50": round(_pct(v, 0.5), 3),
                                   "p99": round(_pct(v, 0.99), 3)}
                           for phase, v in trader.rtt.items()},
@@ -430,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, help="also write the summary here")
     args = parser.parse_args(argv)
+    # the traders write to sockets the kill closed: asyncio says so at WARNING, by design
+    logging.getLogger("asyncio").setLevel(logging.ERROR)
     out: dict[str, Any] = {"seed": args.seed}
     with tempfile.TemporaryDirectory(prefix="gaemi-soak-") as tmp:
         if args.cycles:

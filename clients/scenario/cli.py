@@ -134,10 +134,11 @@ def _machine() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from clients.cli import guarded
+
     parser = argparse.ArgumentParser(prog="python -m clients.scenario.cli")
     add_parsers(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args))
+    return guarded(lambda: parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -342,8 +342,9 @@ def test_the_readme_recipe_trades_with_its_default_bots() -> None:
                 await until(lambda: ant.stats.fills >= 1 and mm.stats.maker_fills >= 1,
                             "the first trade")
 
-            # Assert: the ant bought from the market maker, 20x isolated
-            assert ant.buys == 1 and ant.stats.bought > 0 and ant.stats.taker_fills >= 1
-            assert mm.stats.sold == ant.stats.bought
+            # Assert: the ant bought, as a taker, and the market maker sold, as a maker (the
+            # momentum bot may have traded too after that: the amounts are not compared)
+            assert ant.buys >= 1 and ant.stats.bought > 0 and ant.stats.taker_fills >= 1
+            assert mm.stats.maker_fills >= 1 and mm.stats.sold > 0
 
     run(scenario())

@@ -147,3 +147,20 @@ def test_ctrl_c_during_the_demo_exits_130_in_one_line(tmp_path: Path) -> None:
     assert process.returncode == 130, err
     assert err.strip().splitlines() == ["gaemi: error: interrupted"], err
     assert "Traceback" not in out + err
+
+
+def test_serve_on_a_damaged_journal_fails_in_one_line_and_leaves_it_alone(
+        tmp_path: Path) -> None:
+    # Arrange: a journal whose first record is damaged and followed by another
+    journal = tmp_path / "j.gaemij"
+    damaged = b"GAEMIJ1\n" + (5).to_bytes(4, "little") + bytes(4) + b"hello" + \
+        (5).to_bytes(4, "little") + bytes(4)
+    journal.write_bytes(damaged)
+
+    # Act
+    result = gaemi("serve", "--port", "0", "--journal", str(journal), cwd=tmp_path)
+
+    # Assert: the offset is named, the journal is as it was, no key file was written
+    assert_one_line_error(result, "byte 8")
+    assert journal.read_bytes() == damaged
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["j.gaemij"]

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from engine.codes import RejectReason as R
 from engine.codes import Side, TimeInForce
 from risk import (
-    AdvanceTime, AmendOrder, CancelAll, CancelOrder, Deposit, PlaceConditional, PlaceOrder,
-    SetIndexPrice, SetLeverage, SetMarginMode, SetTradingStatus, Venue, Withdraw, preset, usd,
+    AdvanceTime, CancelAll, Deposit, PlaceConditional, PlaceOrder,
+    SetIndexPrice, Venue, preset, usd,
 )
 from risk.commands import BY_CODE
 from risk.events import Rejected
