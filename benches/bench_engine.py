@@ -57,11 +57,11 @@ from typing import Any
 
 import pytest
 
-import engine
-from clients.replay.lobster import read_messages, read_orderbook, replay, sample_files
-from engine import reference
-from engine.codes import Command, EventKind, TimeInForce
-from engine.events import CMD_WIDTH, EVENT_WIDTH, encode_amend, encode_cancel, encode_place
+from gaemi import engine
+from gaemi.clients.replay.lobster import read_messages, read_orderbook, replay, sample_files
+from gaemi.engine import reference
+from gaemi.engine.codes import Command, EventKind, TimeInForce
+from gaemi.engine.events import CMD_WIDTH, EVENT_WIDTH, encode_amend, encode_cancel, encode_place
 
 
 SEED = 20240611

@@ -104,9 +104,9 @@ import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from gateway.server import READ_LIMIT
-from gateway.wire.auth import sign
-from gateway.wire.codec import JSON, MSGPACK, SUBPROTOCOLS
+from gaemi.gateway.server import READ_LIMIT
+from gaemi.gateway.wire.auth import sign
+from gaemi.gateway.wire.codec import JSON, MSGPACK, SUBPROTOCOLS
 
 
 SEED = 20261123
@@ -184,9 +184,9 @@ async def _serve_echo(pipe: Any) -> None:
 
 
 async def _serve_gateway(pipe: Any, options: dict[str, Any]) -> None:
-    from gateway.server import Server
-    from gateway.wire.session import Limits
-    from risk import Venue, preset
+    from gaemi.gateway.server import Server
+    from gaemi.gateway.wire.session import Limits
+    from gaemi.risk import Venue, preset
 
     profiler = None
     if options.get("profile"):

@@ -29,9 +29,9 @@ from typing import Any
 import pytest
 from bench_venue import ACCOUNTS, _fresh_venue, _markets, generate_flow
 
-from gateway.server import SNAPSHOT_EVERY
-from risk import Venue
-from risk.recovery import recover, snapshot_paths, write_snapshot
+from gaemi.gateway.server import SNAPSHOT_EVERY
+from gaemi.risk import Venue
+from gaemi.risk.recovery import recover, snapshot_paths, write_snapshot
 
 FULL_TOTAL = 1_024_999  # journaled commands in the full run
 SMOKE_TOTAL = 49_999

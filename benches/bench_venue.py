@@ -96,12 +96,12 @@ from typing import Any
 import pytest
 from bench_engine import _Live  # the ids of live resting orders (benches/ is on sys.path)
 
-from engine.codes import SelfTradePrevention, TimeInForce
-from risk import (
+from gaemi.engine.codes import SelfTradePrevention, TimeInForce
+from gaemi.risk import (
     AdvanceTime, AmendOrder, CancelOrder, Deposit, PlaceOrder, SetIndexPrice, Venue, preset,
     usd,
 )
-from risk.calendar import NS_PER_SECOND
+from gaemi.risk.calendar import NS_PER_SECOND
 
 
 # -- the pipeline workload ------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from engine import book_class
+from gaemi.engine import book_class
 from tests.conftest import implementations
 
 

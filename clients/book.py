@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sortedcontainers import SortedDict
 
 if TYPE_CHECKING:  # pragma: no cover
-    from clients.client import Client
+    from gaemi.clients.client import Client
 
 
 __all__ = ["BookFeed", "LocalBook", "follow_book"]

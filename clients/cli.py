@@ -23,8 +23,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, NoReturn
 
-import engine
-from engine.codes import Command
+from gaemi import engine
+from gaemi.engine.codes import Command
 
 
 __all__ = ["main"]
@@ -64,7 +64,7 @@ def _throughput(book_class: Any, commands: Any, expected_hash: int) -> dict[str,
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from clients.replay.lobster import read_messages, read_orderbook, replay, sample_files
+    from gaemi.clients.replay.lobster import read_messages, read_orderbook, replay, sample_files
 
     try:
         message_file, orderbook_file, levels = sample_files(args.ticker)
@@ -72,7 +72,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         raise SystemExit(f"--ticker {args.ticker}: no LOBSTER data (embedded: AMZN, AAPL; "
                          "or a path prefix of a LOBSTER message/orderbook file pair)") from None
     book_class = engine.book_class(args.implementation)
-    name = book_class.__module__.replace("engine.", "").replace("_book", "compiled")
+    name = book_class.__module__.replace("gaemi.engine.", "").replace("_book", "compiled")
     if not args.json:
         print(f"Replaying {message_file.name} (level {levels}) through the {name} book ...")
     book = book_class()
@@ -120,8 +120,8 @@ def _cmd_flow(args: argparse.Namespace) -> int:
     import asyncio
     from collections import Counter
 
-    from clients.replay import orderflow
-    from risk import Venue
+    from gaemi.clients.replay import orderflow
+    from gaemi.risk import Venue
 
     if args.url is not None:
         check_url(args.url)
@@ -147,8 +147,8 @@ def _cmd_flow(args: argparse.Namespace) -> int:
               f"refused {sum(refused.values()):,} {dict(refused) or ''}")
         print(f"state hash {venue.state_hash()}")
         return 0
-    from clients.bots.cli import read_key
-    from clients.replay.live import replay_live
+    from gaemi.clients.bots.cli import read_key
+    from gaemi.clients.replay.live import replay_live
 
     if args.keys_file is None:
         raise SystemExit("--keys-file is needed with --url (gaemi serve writes one)")
@@ -167,9 +167,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    from clients.client import Client
-    from clients.feed import IndexFeed
-    from gateway import cli as gateway_cli
+    from gaemi.clients.client import Client
+    from gaemi.clients.feed import IndexFeed
+    from gaemi.gateway import cli as gateway_cli
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     server = gateway_cli.server_from_args(args)
@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--json", action="store_true", help="print the summary as JSON")
     rp.set_defaults(func=_cmd_replay)
     # the server is the composition root of gateway/; the command line adds the index feed
-    from gateway import cli as gateway_cli
+    from gaemi.gateway import cli as gateway_cli
 
     sp = gateway_cli.add_parser(sub)
     sp.add_argument("--index", choices=("hold", "replay", "none"), default="hold",
@@ -253,10 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     fp.add_argument("--speed", type=float, default=1.0,
                     help="x real time (with --url; 0: as fast as possible)")
     fp.set_defaults(func=_cmd_flow)
-    from clients.scenario import cli as scenario_cli
+    from gaemi.clients.scenario import cli as scenario_cli
 
     scenario_cli.add_parsers(sub)
-    from clients.bots import cli as bots_cli
+    from gaemi.clients.bots import cli as bots_cli
 
     bots_cli.add_parser(sub)
     return parser

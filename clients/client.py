@@ -32,9 +32,9 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
-from engine.codes import RejectReason, Side
-from gateway.wire.auth import DEFAULT_RECV_WINDOW_MS, sign
-from gateway.wire.codec import JSON, MSGPACK, encode
+from gaemi.engine.codes import RejectReason, Side
+from gaemi.gateway.wire.auth import DEFAULT_RECV_WINDOW_MS, sign
+from gaemi.gateway.wire.codec import JSON, MSGPACK, encode
 
 __all__ = ["Client", "ConnectionLost", "Push", "RequestError", "connect", "place_args"]
 

@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 
-from clients.client import Client
-from clients.scenario.prices import SERIES_OF, DailyBar, currency_of, load_series, to_ticks
+from gaemi.clients.client import Client
+from gaemi.clients.scenario.prices import SERIES_OF, DailyBar, currency_of, load_series, to_ticks
 
 
 __all__ = ["FeedStep", "IndexFeed", "day_steps", "hold_prices"]

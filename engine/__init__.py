@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import warnings
 
-from engine.codes import (
+from gaemi.engine.codes import (
     EventKind,
     RejectReason,
     SelfTradePrevention,
     Side,
     TimeInForce,
 )
-from engine.events import Event, OrderView
+from gaemi.engine.events import Event, OrderView
 
 
 __all__ = [
@@ -40,11 +40,11 @@ def book_class(name: str = "auto") -> type:
     "auto" is ``engine.OrderBook``; "compiled" raises ImportError if the extension is not built.
     """
     if name == "reference":
-        from engine.reference import OrderBook as reference_book
+        from gaemi.engine.reference import OrderBook as reference_book
 
         return reference_book
     if name == "compiled":
-        from engine._book import OrderBook as compiled_book
+        from gaemi.engine._book import OrderBook as compiled_book
 
         return compiled_book  # type: ignore[no-any-return]
     if name == "auto":
@@ -53,17 +53,17 @@ def book_class(name: str = "auto") -> type:
 
 
 if os.environ.get("ENGINE_PUREPYTHON") == "1":
-    from engine.reference import OrderBook
+    from gaemi.engine.reference import OrderBook
 
     IMPLEMENTATION = "reference"
 else:
     try:
-        from engine._book import OrderBook  # type: ignore[no-redef]
+        from gaemi.engine._book import OrderBook  # type: ignore[no-redef]
 
         IMPLEMENTATION = "compiled"
     except ImportError as exc:  # the extension was not built
         warnings.warn(f"engine._book is not available ({exc}); using the reference book",
                       RuntimeWarning, stacklevel=2)
-        from engine.reference import OrderBook  # type: ignore[assignment]
+        from gaemi.engine.reference import OrderBook  # type: ignore[assignment]
 
         IMPLEMENTATION = "reference"

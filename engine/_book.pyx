@@ -34,10 +34,10 @@ from libc.string cimport memcpy, memmove
 
 import hashlib
 
-from engine import codes
-from engine.codes import EventKind, RejectReason, Side
-from engine.errors import InvariantViolation
-from engine.events import CMD_WIDTH, OrderView, as_int64_rows, event_repr
+from gaemi.engine import codes
+from gaemi.engine.codes import EventKind, RejectReason, Side
+from gaemi.engine.errors import InvariantViolation
+from gaemi.engine.events import CMD_WIDTH, OrderView, as_int64_rows, event_repr
 
 
 IMPLEMENTATION = "compiled"

@@ -29,7 +29,7 @@ from array import array
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from engine.codes import Command, EventKind, RejectReason, SelfTradePrevention, Side, TimeInForce
+from gaemi.engine.codes import Command, EventKind, RejectReason, SelfTradePrevention, Side, TimeInForce
 
 
 __all__ = [

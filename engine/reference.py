@@ -42,7 +42,7 @@ from typing import Any
 
 from sortedcontainers import SortedDict
 
-from engine.codes import (
+from gaemi.engine.codes import (
     MAX_ACCOUNT,
     MAX_ORDER_ID,
     MAX_PRICE,
@@ -54,8 +54,8 @@ from engine.codes import (
     Side,
     TimeInForce,
 )
-from engine.errors import InvariantViolation
-from engine.events import CMD_WIDTH, Event, OrderView, as_int64_rows
+from gaemi.engine.errors import InvariantViolation
+from gaemi.engine.events import CMD_WIDTH, Event, OrderView, as_int64_rows
 
 
 __all__ = ["IMPLEMENTATION", "OrderBook"]

@@ -21,12 +21,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from gateway.server import (
+from gaemi.gateway.server import (
     DEFAULT_PORT, SEND_BUFFER, SNAPSHOT_EVERY, Server, dev_keys, load_keys, save_keys,
 )
-from gateway.wire.auth import ApiKey
-from gateway.wire.session import Limits
-from risk.journal import JournalCorrupt
+from gaemi.gateway.wire.auth import ApiKey
+from gaemi.gateway.wire.session import Limits
+from gaemi.risk.journal import JournalCorrupt
 
 
 __all__ = ["add_parser", "serve"]

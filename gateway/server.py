@@ -48,12 +48,12 @@ from websockets.protocol import State
 from websockets.exceptions import ConnectionClosed, NegotiationError
 from websockets.http11 import Request, Response
 
-from gateway.wire.auth import ApiKey
-from gateway.wire.codec import JSON, MAX_FRAME, SUBPROTOCOLS
-from gateway.wire.session import SLOW_CONSUMER, Conn, Exchange, Guards, Limits
-from risk import Deposit, Venue, usd
-from risk.markets import MarketSpec
-from risk.recovery import code_fingerprint, recover, write_snapshot
+from gaemi.gateway.wire.auth import ApiKey
+from gaemi.gateway.wire.codec import JSON, MAX_FRAME, SUBPROTOCOLS
+from gaemi.gateway.wire.session import SLOW_CONSUMER, Conn, Exchange, Guards, Limits
+from gaemi.risk import Deposit, Venue, usd
+from gaemi.risk.markets import MarketSpec
+from gaemi.risk.recovery import code_fingerprint, recover, write_snapshot
 
 
 __all__ = ["DEV_DEPOSIT", "Server", "dev_keys", "load_keys", "save_keys"]

@@ -1,13 +1,13 @@
 """Gaemi's clearinghouse: markets, accounts, margin, prices, funding, liquidations and the
 sequenced ``Venue`` that owns the books (docs/design.md §5, docs/architecture.md)."""
 
-from risk import commands
-from risk.commands import (
+from gaemi.risk import commands
+from gaemi.risk.commands import (
     AdvanceTime, AmendOrder, CancelAll, CancelOrder, Deposit, PlaceConditional, PlaceOrder,
     SetIndexPrice, SetLeverage, SetMarginMode, SetTradingStatus, Withdraw,
 )
-from risk.markets import PPB, PRESETS, UNIT, MarginTier, MarketSpec, preset, usd
-from risk.venue import Venue
+from gaemi.risk.markets import PPB, PRESETS, UNIT, MarginTier, MarketSpec, preset, usd
+from gaemi.risk.venue import Venue
 
 
 __all__ = [

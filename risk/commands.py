@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
-from engine.codes import Side, TimeInForce
+from gaemi.engine.codes import Side, TimeInForce
 
 
 __all__ = [

@@ -28,8 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
-from engine.codes import MAX_PRICE, MAX_QTY
-from risk.calendar import KRX_REGULAR, NS_PER_HOUR, NS_PER_SECOND, US_REGULAR, Session
+from gaemi.engine.codes import MAX_PRICE, MAX_QTY
+from gaemi.risk.calendar import KRX_REGULAR, NS_PER_HOUR, NS_PER_SECOND, US_REGULAR, Session
 
 
 __all__ = ["UNIT", "PPB", "MarginTier", "MarketSpec", "PRESETS", "preset", "usd"]

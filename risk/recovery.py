@@ -44,8 +44,8 @@ from typing import Any
 
 import msgpack
 
-from risk.journal import JournalWriter, prefix_crc, scan
-from risk.venue import Venue
+from gaemi.risk.journal import JournalWriter, prefix_crc, scan
+from gaemi.risk.venue import Venue
 
 
 __all__ = ["KEEP", "Recovered", "SnapshotInvalid", "TornTail", "code_fingerprint", "recover",

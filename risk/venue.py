@@ -82,8 +82,8 @@ from typing import Any
 
 from sortedcontainers import SortedList
 
-from engine import book_class
-from engine.codes import (
+from gaemi.engine import book_class
+from gaemi.engine.codes import (
     MAX_ACCOUNT,
     EventKind,
     RejectReason as R,
@@ -91,17 +91,17 @@ from engine.codes import (
     Side,
     TimeInForce,
 )
-from engine.errors import InvariantViolation
-from risk import commands as C
-from risk.calendar import NS_PER_DAY, NS_PER_SECOND, Session
-from risk.events import (
+from gaemi.engine.errors import InvariantViolation
+from gaemi.risk import commands as C
+from gaemi.risk.calendar import NS_PER_DAY, NS_PER_SECOND, Session
+from gaemi.risk.events import (
     AccountView, Adl, BadDebt, Cause, ConditionalAccepted, Deposited, Fill, FundingPayment,
     FundingSettled, InsuranceTakeover, LeverageSet, Liquidation, MarginModeSet, MarketView,
     MarkUpdated, OrderAccepted, OrderAmended, OrderCanceled, OrderTriggered, PositionView,
     Rejected, TradingStatusChanged, Withdrawn,
 )
-from risk.journal import JournalWriter
-from risk.markets import EIGHT_HOURS_NS, PPB, PRESETS, MarginTier, MarketSpec
+from gaemi.risk.journal import JournalWriter
+from gaemi.risk.markets import EIGHT_HOURS_NS, PPB, PRESETS, MarginTier, MarketSpec
 
 
 __all__ = ["Venue", "MAX_AMOUNT", "DEFAULT_LEVERAGE", "MAX_FUNDINGS_PER_STEP"]
@@ -1959,7 +1959,7 @@ class Venue:
         """Rebuild a venue from its journal (the newest valid snapshot beside it, then the
         records after it; a torn tail is cut off and kept aside) and keep appending to it.
         ``risk.recovery.recover`` also returns the journal's notes and what it did."""
-        from risk.recovery import recover
+        from gaemi.risk.recovery import recover
 
         return recover(path, book=book).venue
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from engine import book_class
+from gaemi.engine import book_class
 
 
 def implementations() -> list[str]:

@@ -49,11 +49,11 @@ from typing import Any
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from clients.client import Client, ConnectionLost, RequestError
-from gateway.wire.messages import OPS
-from risk import Venue
-from risk import commands as C
-from risk.journal import scan
+from gaemi.clients.client import Client, ConnectionLost, RequestError
+from gaemi.gateway.wire.messages import OPS
+from gaemi.risk import Venue
+from gaemi.risk import commands as C
+from gaemi.risk.journal import scan
 from tests.gateway.procs import ServeProcess, rss_bytes
 
 SYM = "NVDA-PERP"

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import os
 
-import engine
-
-
+from gaemi import engine
 def test_environment_implementation_matches_request() -> None:
     # Arrange
     wanted = "reference" if os.environ.get("ENGINE_PUREPYTHON") == "1" else "compiled"
@@ -19,5 +17,5 @@ def test_environment_implementation_matches_request() -> None:
 
     # Assert
     assert chosen == wanted
-    assert engine.OrderBook.__module__ == ("engine.reference" if wanted == "reference"
-                                           else "engine._book")
+    assert engine.OrderBook.__module__ == ("gaemi.engine.reference" if wanted == "reference"
+                                           else "gaemi.engine._book")

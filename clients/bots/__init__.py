@@ -7,10 +7,10 @@ Each bot is a class with a parameters dataclass (``Bot.Params``) and an async
 
 from __future__ import annotations
 
-from clients.bots.ant import Ant, AntParams
-from clients.bots.base import Bot, BotParams, BotStats
-from clients.bots.market_maker import MarketMaker, MarketMakerParams
-from clients.bots.momentum import Momentum, MomentumParams
+from gaemi.clients.bots.ant import Ant, AntParams
+from gaemi.clients.bots.base import Bot, BotParams, BotStats
+from gaemi.clients.bots.market_maker import MarketMaker, MarketMakerParams
+from gaemi.clients.bots.momentum import Momentum, MomentumParams
 
 __all__ = ["BOTS", "Ant", "AntParams", "Bot", "BotParams", "BotStats", "MarketMaker",
            "MarketMakerParams", "Momentum", "MomentumParams"]

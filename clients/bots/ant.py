@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from clients.bots.base import BPS, UNIT, Bot, BotParams
-from clients.client import RequestError
-from engine.codes import RejectReason as R
+from gaemi.clients.bots.base import BPS, UNIT, Bot, BotParams
+from gaemi.clients.client import RequestError
+from gaemi.engine.codes import RejectReason as R
 
 __all__ = ["Ant", "AntParams"]
 

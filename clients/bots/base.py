@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
-from clients.client import Client, Push, RequestError
+from gaemi.clients.client import Client, Push, RequestError
 
 __all__ = ["BPS", "UNIT", "Bot", "BotParams", "BotStats"]
 

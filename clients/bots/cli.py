@@ -21,8 +21,8 @@ from typing import Any
 
 from websockets.exceptions import InvalidHandshake, InvalidURI
 
-from clients.bots import BOTS, Bot, BotParams
-from clients.client import Client, RequestError
+from gaemi.clients.bots import BOTS, Bot, BotParams
+from gaemi.clients.client import Client, RequestError
 
 __all__ = ["add_parser", "parse_params", "read_key", "run"]
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from clients.bots.base import BPS, Bot, BotParams
-from clients.client import RequestError, place_args
-from engine.codes import RejectReason as R
+from gaemi.clients.bots.base import BPS, Bot, BotParams
+from gaemi.clients.client import RequestError, place_args
+from gaemi.engine.codes import RejectReason as R
 
 __all__ = ["MarketMaker", "MarketMakerParams"]
 

@@ -17,8 +17,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from clients.bots.base import BPS, UNIT, Bot, BotParams
-from clients.client import Push, RequestError
+from gaemi.clients.bots.base import BPS, UNIT, Bot, BotParams
+from gaemi.clients.client import Push, RequestError
 
 __all__ = ["Momentum", "MomentumParams"]
 

@@ -2,9 +2,9 @@
 liquidations.csv, an interactive report.html, PNG charts and a terminal table
 (docs/cascade.md)."""
 
-from clients.cascade.metrics import liquidation_rows, summarize
-from clients.cascade.record import Cohort, RunRecord, Sample
-from clients.cascade.report import comparison, print_summary, write_outputs
+from gaemi.clients.cascade.metrics import liquidation_rows, summarize
+from gaemi.clients.cascade.record import Cohort, RunRecord, Sample
+from gaemi.clients.cascade.report import comparison, print_summary, write_outputs
 
 
 __all__ = [

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
 
-from clients.cascade.record import RunRecord, Sample
+from gaemi.clients.cascade.record import RunRecord, Sample
 
 
 __all__ = [

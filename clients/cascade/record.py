@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from risk.markets import MarketSpec
+from gaemi.risk.markets import MarketSpec
 
 
 __all__ = ["Cohort", "RunRecord", "Sample"]

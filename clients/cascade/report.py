@@ -28,12 +28,12 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from clients.cascade.metrics import (
+from gaemi.clients.cascade.metrics import (
     CSV_COLUMNS, NS_PER_SECOND, Tape, decimate, liquidation_rows, ratio_text, start_ts, summarize,
     tape, time_text, usd_text,
 )
-from clients.cascade.record import RunRecord
-from risk.markets import UNIT
+from gaemi.clients.cascade.record import RunRecord
+from gaemi.risk.markets import UNIT
 
 
 __all__ = [

@@ -51,9 +51,9 @@ from typing import Any
 import orjson
 from sortedcontainers import SortedDict, SortedList
 
-from clients.replay.rescale import Rescale
-from engine.codes import EventKind, Side, TimeInForce
-from risk import commands as C
+from gaemi.clients.replay.rescale import Rescale
+from gaemi.engine.codes import EventKind, Side, TimeInForce
+from gaemi.risk import commands as C
 
 
 __all__ = [
@@ -231,7 +231,7 @@ def sample_file(name: str = "btcusdt") -> Path:
     candidate = Path(name)
     if candidate.parent != Path(".") or candidate.exists():
         return candidate
-    data = resources.files("clients") / "data" / "binance"
+    data = resources.files("gaemi.clients") / "data" / "binance"
     found = sorted(Path(str(p)) for p in data.iterdir()
                    if p.name.startswith(name) and p.name.endswith(".gz"))
     if not found:

@@ -46,8 +46,8 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from clients.replay.rescale import Rescale
-from engine.codes import EventKind, RejectReason, Side, TimeInForce
+from gaemi.clients.replay.rescale import Rescale
+from gaemi.engine.codes import EventKind, RejectReason, Side, TimeInForce
 
 
 __all__ = [
@@ -177,7 +177,7 @@ def sample_file(name: str = "btcusd") -> Path:
     candidate = Path(name)
     if candidate.parent != Path(".") or candidate.exists():
         return candidate
-    data = resources.files("clients") / "data" / "bitfinex"
+    data = resources.files("gaemi.clients") / "data" / "bitfinex"
     found = sorted(Path(str(p)) for p in data.iterdir()
                    if name.lower() in p.name.lower() and p.name.endswith(".json.gz"))
     if not found:

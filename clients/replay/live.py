@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from clients.client import Client, RequestError
-from clients.replay.orderflow import ADMIN_OPS, FlowRecord
+from gaemi.clients.client import Client, RequestError
+from gaemi.clients.replay.orderflow import ADMIN_OPS, FlowRecord
 
 
 __all__ = ["LiveReplay", "replay_live"]

@@ -53,8 +53,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from engine.codes import EventKind, Side, TimeInForce
-from engine.events import encode_amend, encode_cancel, encode_place
+from gaemi.engine.codes import EventKind, Side, TimeInForce
+from gaemi.engine.events import encode_amend, encode_cancel, encode_place
 
 
 __all__ = [
@@ -141,7 +141,7 @@ def sample_files(name: str = "AMZN") -> tuple[Path, Path, int]:
     if prefix.parent != Path("."):
         candidates = prefix.parent.glob(prefix.name + "*_message_*.csv*")
     else:
-        data = resources.files("clients") / "data" / "lobster"
+        data = resources.files("gaemi.clients") / "data" / "lobster"
         candidates = (Path(str(p)) for p in data.iterdir() if p.name.startswith(name + "_")
                       and "_message_" in p.name)
     found = sorted(candidates)

@@ -38,9 +38,9 @@ from typing import IO, Any
 import msgpack
 import orjson
 
-from gateway.wire.codec import ProtocolError
-from gateway.wire.messages import admin_command, order_command
-from risk import commands as C
+from gaemi.gateway.wire.codec import ProtocolError
+from gaemi.gateway.wire.messages import admin_command, order_command
+from gaemi.risk import commands as C
 
 
 __all__ = [

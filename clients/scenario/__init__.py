@@ -8,9 +8,9 @@ the wire messages a websocket client would send (docs/scenarios.md).
 
 from __future__ import annotations
 
-from clients.scenario.driver import run
-from clients.scenario.loader import ScenarioError, load_scenario, preset_names
-from clients.scenario.params import Scenario
+from gaemi.clients.scenario.driver import run
+from gaemi.clients.scenario.loader import ScenarioError, load_scenario, preset_names
+from gaemi.clients.scenario.params import Scenario
 
 
 __all__ = ["DEFAULT_PRESET", "Scenario", "ScenarioError", "load_scenario", "preset_names", "run"]

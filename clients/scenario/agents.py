@@ -38,12 +38,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from risk.calendar import NS_PER_SECOND
-from risk.events import AccountView
-from risk.markets import UNIT, MarketSpec
+from gaemi.risk.calendar import NS_PER_SECOND
+from gaemi.risk.events import AccountView
+from gaemi.risk.markets import UNIT, MarketSpec
 
-from clients.cascade.record import Cohort
-from clients.scenario.params import (
+from gaemi.clients.cascade.record import Cohort
+from gaemi.clients.scenario.params import (
     ArbParams, CohortParams, EtfParams, MarketMakerParams, NoiseParams,
 )
 

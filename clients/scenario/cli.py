@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from clients.scenario import DEFAULT_PRESET
-from clients.scenario.loader import ScenarioError, load_scenario, preset_names
-from clients.scenario.params import Scenario
+from gaemi.clients.scenario import DEFAULT_PRESET
+from gaemi.clients.scenario.loader import ScenarioError, load_scenario, preset_names
+from gaemi.clients.scenario.params import Scenario
 
 
 __all__ = ["add_parsers", "cmd_cascade", "cmd_demo", "main"]
@@ -76,9 +76,9 @@ def cmd_cascade(args: argparse.Namespace) -> int:
 
 
 def _run(refs: list[str], out: Path | None, args: argparse.Namespace) -> int:
-    from clients.cascade.metrics import summarize
-    from clients.cascade.report import print_summary, write_outputs
-    from clients.scenario.driver import run
+    from gaemi.clients.cascade.metrics import summarize
+    from gaemi.clients.cascade.report import print_summary, write_outputs
+    from gaemi.clients.scenario.driver import run
 
     started = time.perf_counter()
     try:
@@ -134,7 +134,7 @@ def _machine() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from clients.cli import guarded
+    from gaemi.clients.cli import guarded
 
     parser = argparse.ArgumentParser(prog="python -m clients.scenario.cli")
     add_parsers(parser.add_subparsers(dest="command", required=True))

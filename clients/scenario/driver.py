@@ -37,23 +37,23 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
-from engine.codes import RejectReason
-from gateway.wire.messages import account_command, order_command
-from risk import commands as C
-from risk.calendar import NS_PER_SECOND
-from risk.events import (
+from gaemi.engine.codes import RejectReason
+from gaemi.gateway.wire.messages import account_command, order_command
+from gaemi.risk import commands as C
+from gaemi.risk.calendar import NS_PER_SECOND
+from gaemi.risk.events import (
     Adl, BadDebt, Fill, FundingSettled, InsuranceTakeover, Liquidation, Rejected,
 )
-from risk.markets import UNIT
-from risk.venue import Venue
+from gaemi.risk.markets import UNIT
+from gaemi.risk.venue import Venue
 
-from clients.cascade.record import Cohort, RunRecord, Sample
-from clients.scenario.agents import (
+from gaemi.clients.cascade.record import Cohort, RunRecord, Sample
+from gaemi.clients.scenario.agents import (
     Arbitrageur, EtfRebalancer, MarketMaker, NoiseTrader, RetailCohort, View,
 )
-from clients.scenario.market import build_spec
-from clients.scenario.params import Scenario
-from clients.scenario.path import DayPlan, build_days
+from gaemi.clients.scenario.market import build_spec
+from gaemi.clients.scenario.params import Scenario
+from gaemi.clients.scenario.path import DayPlan, build_days
 
 
 __all__ = ["run"]

@@ -40,10 +40,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from risk.markets import PRESETS, MarketSpec
+from gaemi.risk.markets import PRESETS, MarketSpec
 
-from clients.scenario.market import build_spec
-from clients.scenario.params import CohortParams, MarketParams, Scenario, ShockParams, TierParams
+from gaemi.clients.scenario.market import build_spec
+from gaemi.clients.scenario.params import CohortParams, MarketParams, Scenario, ShockParams, TierParams
 
 
 __all__ = ["ScenarioError", "load_scenario", "parse_scenario", "preset_names", "preset_path"]
@@ -58,7 +58,7 @@ class ScenarioError(ValueError):
 
 
 def _presets_dir() -> Any:
-    return resources.files("clients") / "data" / "scenarios"
+    return resources.files("gaemi.clients") / "data" / "scenarios"
 
 
 def preset_names() -> list[str]:

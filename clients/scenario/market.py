@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from fractions import Fraction
 
-from risk.markets import PPB, PRESETS, UNIT, MarginTier, MarketSpec
+from gaemi.risk.markets import PPB, PRESETS, UNIT, MarginTier, MarketSpec
 
-from clients.scenario.params import MarketParams
+from gaemi.clients.scenario.params import MarketParams
 
 
 __all__ = ["build_spec"]

@@ -34,11 +34,11 @@ from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
 
-from risk.calendar import NS_PER_DAY, NS_PER_SECOND, days_from_civil, utc_offset_ns
-from risk.markets import MarketSpec
+from gaemi.risk.calendar import NS_PER_DAY, NS_PER_SECOND, days_from_civil, utc_offset_ns
+from gaemi.risk.markets import MarketSpec
 
-from clients.scenario.params import PathParams, ShockParams
-from clients.scenario.prices import DailyBar, SERIES_OF, currency_of, load_series, to_ticks
+from gaemi.clients.scenario.params import PathParams, ShockParams
+from gaemi.clients.scenario.prices import DailyBar, SERIES_OF, currency_of, load_series, to_ticks
 
 
 __all__ = ["DayPlan", "build_days", "series_for"]

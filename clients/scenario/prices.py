@@ -50,7 +50,7 @@ def currency_of(ticker: str) -> str:
 def load_series(ticker: str) -> tuple[DailyBar, ...]:
     """The embedded daily bars of ``ticker``, oldest first. FileNotFoundError names the
     tickers that exist."""
-    folder = resources.files("clients") / "data" / "prices"
+    folder = resources.files("gaemi.clients") / "data" / "prices"
     source = folder / f"{ticker}.csv.gz"
     if not source.is_file():
         known = sorted(p.name.removesuffix(".csv.gz") for p in folder.iterdir()

@@ -19,8 +19,8 @@ import hmac
 from dataclasses import dataclass
 from typing import Any
 
-from engine.codes import RejectReason as R
-from gateway.wire.codec import ProtocolError
+from gaemi.engine.codes import RejectReason as R
+from gaemi.gateway.wire.codec import ProtocolError
 
 
 __all__ = ["ApiKey", "DEFAULT_RECV_WINDOW_MS", "MAX_RECV_WINDOW_MS", "canonical", "sign",

@@ -21,7 +21,7 @@ import json
 import msgpack
 import orjson
 
-from engine.codes import RejectReason as R
+from gaemi.engine.codes import RejectReason as R
 
 
 __all__ = ["JSON", "MAX_FRAME", "MAX_ID_LEN", "MSGPACK", "SUBPROTOCOLS", "ProtocolError",

@@ -17,10 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from engine.codes import RejectReason as R
-from engine.codes import Side, TimeInForce
-from gateway.wire.codec import ProtocolError, request_id
-from risk import commands as C
+from gaemi.engine.codes import RejectReason as R
+from gaemi.engine.codes import Side, TimeInForce
+from gaemi.gateway.wire.codec import ProtocolError, request_id
+from gaemi.risk import commands as C
 
 
 __all__ = ["OPS", "Request", "account_command", "admin_command", "error", "ok",

@@ -37,21 +37,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.codes import RejectReason as R
-from engine.codes import Side, TimeInForce
-from gateway.wire.auth import ApiKey, verify_logon
-from gateway.wire.codec import ProtocolError, decode, encode, request_id
-from gateway.wire.messages import (
+from gaemi.engine.codes import RejectReason as R
+from gaemi.engine.codes import Side, TimeInForce
+from gaemi.gateway.wire.auth import ApiKey, verify_logon
+from gaemi.gateway.wire.codec import ProtocolError, decode, encode, request_id
+from gaemi.gateway.wire.messages import (
     MAX_BATCH, Args, account_command, admin_command, error, ok, order_command,
     parse_request,
 )
-from risk import commands as C
-from risk.events import (
+from gaemi.risk import commands as C
+from gaemi.risk.events import (
     AccountView, Adl, ConditionalAccepted, Deposited, Fill, FundingPayment, FundingSettled,
     InsuranceTakeover, LeverageSet, Liquidation, MarginModeSet, MarkUpdated, OrderAccepted,
     OrderAmended, OrderCanceled, OrderTriggered, PositionView, Rejected, Withdrawn,
 )
-from risk.venue import Venue
+from gaemi.risk.venue import Venue
 
 
 __all__ = ["BOOK_LEVELS", "Conn", "Exchange", "Guards", "Limits"]

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from clients.client import Client, connect
-from gateway.server import Server
+from gaemi.clients.client import Client, connect
+from gaemi.gateway.server import Server
 
 
 SYMBOL = "SKHYNIX-PERP"

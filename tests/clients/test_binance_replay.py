@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from clients.replay.binance import (
+from gaemi.clients.replay.binance import (
     BackgroundLiquidity,
     BookTicker,
     DepthDiff,
@@ -28,10 +28,10 @@ from clients.replay.binance import (
     replay,
     sample_file,
 )
-from clients.replay.rescale import Rescale
-from engine.codes import Side, TimeInForce
-from risk import AdvanceTime, Deposit, MarginTier, MarketSpec, PlaceOrder, SetIndexPrice, Venue
-from risk import usd
+from gaemi.clients.replay.rescale import Rescale
+from gaemi.engine.codes import Side, TimeInForce
+from gaemi.risk import AdvanceTime, Deposit, MarginTier, MarketSpec, PlaceOrder, SetIndexPrice, Venue
+from gaemi.risk import usd
 from tests.conftest import book_class
 
 

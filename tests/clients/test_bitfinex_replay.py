@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from clients.replay.bitfinex import (
+from gaemi.clients.replay.bitfinex import (
     GRID,
     FeedError,
     RawOrder,
@@ -19,8 +19,8 @@ from clients.replay.bitfinex import (
     replay,
     sample_file,
 )
-from clients.replay.rescale import Rescale
-from engine.codes import Side
+from gaemi.clients.replay.rescale import Rescale
+from gaemi.engine.codes import Side
 from tests.conftest import book_class
 
 

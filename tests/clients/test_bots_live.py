@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from clients.book import follow_book
-from clients.bots import (
+from gaemi.clients.book import follow_book
+from gaemi.clients.bots import (
     BOTS,
     Ant,
     AntParams,
@@ -26,9 +26,9 @@ from clients.bots import (
     Momentum,
     MomentumParams,
 )
-from clients.bots.cli import _run, add_parser, parse_params, read_key
-from clients.client import Client, ConnectionLost
-from gateway.server import Server
+from gaemi.clients.bots.cli import _run, add_parser, parse_params, read_key
+from gaemi.clients.client import Client, ConnectionLost
+from gaemi.gateway.server import Server
 from tests.clients.aio import GUARD, INDEX, SYMBOL, exchange, run, until
 
 FAST = 0.02  # the bots' step interval in these tests

@@ -40,13 +40,13 @@ from typing import Any
 
 import pytest
 
-from clients.cascade.metrics import (
+from gaemi.clients.cascade.metrics import (
     CSV_COLUMNS, liquidation_rows, ratio_text, summarize, time_text, usd_text,
 )
-from clients.cascade.record import Cohort, RunRecord, Sample
-from clients.cascade.report import print_summary, write_outputs
-from risk import AdvanceTime, CancelAll, Deposit, PlaceOrder, SetIndexPrice, SetLeverage, Venue
-from risk import preset, usd
+from gaemi.clients.cascade.record import Cohort, RunRecord, Sample
+from gaemi.clients.cascade.report import print_summary, write_outputs
+from gaemi.risk import AdvanceTime, CancelAll, Deposit, PlaceOrder, SetIndexPrice, SetLeverage, Venue
+from gaemi.risk import preset, usd
 
 
 SYM = "NVDA-PERP"

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def gaemi(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "clients.cli", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "gaemi.clients.cli", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
 
@@ -132,7 +132,7 @@ def test_version(tmp_path: Path) -> None:
 def test_ctrl_c_during_the_demo_exits_130_in_one_line(tmp_path: Path) -> None:
     # Arrange: the demo, started; the first line it prints says it is running
     process = subprocess.Popen(
-        [sys.executable, "-m", "clients.cli", "demo", "--out", str(tmp_path / "out"),
+        [sys.executable, "-m", "gaemi.clients.cli", "demo", "--out", str(tmp_path / "out"),
          "--no-progress"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert process.stdout is not None and process.stderr is not None

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from clients.book import BookFeed, follow_book
-from clients.client import Client, ConnectionLost, RequestError, connect, place_args
-from engine.codes import RejectReason as R
-from gateway.server import Server
+from gaemi.clients.book import BookFeed, follow_book
+from gaemi.clients.client import Client, ConnectionLost, RequestError, connect, place_args
+from gaemi.engine.codes import RejectReason as R
+from gaemi.gateway.server import Server
 from tests.clients.aio import GUARD, INDEX, SYMBOL, exchange, run, until
 
 UNIT = 1_000_000

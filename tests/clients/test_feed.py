@@ -8,10 +8,10 @@ from fractions import Fraction
 
 import pytest
 
-from clients.client import Client, RequestError
-from clients.feed import IndexFeed, day_steps, hold_prices
-from clients.scenario.prices import load_series
-from engine.codes import RejectReason as R
+from gaemi.clients.client import Client, RequestError
+from gaemi.clients.feed import IndexFeed, day_steps, hold_prices
+from gaemi.clients.scenario.prices import load_series
+from gaemi.engine.codes import RejectReason as R
 from tests.gateway.live import live_server
 
 

@@ -7,10 +7,10 @@ import asyncio
 
 import pytest
 
-from clients.replay.live import replay_live
-from clients.replay.orderflow import ADMIN_OPS, apply
-from engine.codes import RejectReason as R
-from risk import Deposit, SetIndexPrice, Venue, preset, usd
+from gaemi.clients.replay.live import replay_live
+from gaemi.clients.replay.orderflow import ADMIN_OPS, apply
+from gaemi.engine.codes import RejectReason as R
+from gaemi.risk import Deposit, SetIndexPrice, Venue, preset, usd
 from tests.clients.test_orderflow import FILE_ACCOUNT, SYMBOL, lobster_flow
 from tests.gateway.live import live_server
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from clients.replay.lobster import (
+from gaemi.clients.replay.lobster import (
     BookRow,
     Message,
     read_messages,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from clients.book import EMPTY, RESYNCING, SYNCED, LocalBook
+from gaemi.clients.book import EMPTY, RESYNCING, SYNCED, LocalBook
 
 CH = "book.NVDA-PERP"
 

@@ -13,8 +13,8 @@ import msgpack
 import orjson
 import pytest
 
-from clients.replay.lobster import read_messages, sample_files
-from clients.replay.orderflow import (
+from gaemi.clients.replay.lobster import read_messages, sample_files
+from gaemi.clients.replay.orderflow import (
     FlowRecord,
     OrderFlowError,
     apply,
@@ -24,9 +24,9 @@ from clients.replay.orderflow import (
     write_jsonl,
     write_msgpack,
 )
-from clients.replay.rescale import Rescale
-from risk import Venue, preset, usd
-from risk.calendar import NS_PER_DAY, NS_PER_HOUR, days_from_civil
+from gaemi.clients.replay.rescale import Rescale
+from gaemi.risk import Venue, preset, usd
+from gaemi.risk.calendar import NS_PER_DAY, NS_PER_HOUR, days_from_civil
 
 
 SYMBOL = "NVDA-PERP"

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from clients.cascade.metrics import summarize
-from clients.cascade.record import Cohort, RunRecord, Sample
-from clients.cascade.report import CHARTS, write_outputs
-from risk import preset
-from risk.events import Adl, BadDebt, Cause, Fill, FundingSettled, InsuranceTakeover, Liquidation
+from gaemi.clients.cascade.metrics import summarize
+from gaemi.clients.cascade.record import Cohort, RunRecord, Sample
+from gaemi.clients.cascade.report import CHARTS, write_outputs
+from gaemi.risk import preset
+from gaemi.risk.events import Adl, BadDebt, Cause, Fill, FundingSettled, InsuranceTakeover, Liquidation
 
 
 # Debian's package puts it at /usr/bin/chromium; CHROMIUM=path chooses another build

@@ -8,9 +8,9 @@ from fractions import Fraction
 
 import pytest
 
-from clients.replay.lobster import read_messages, read_orderbook, sample_files
-from clients.replay.rescale import Rescale, decimal_units, exact, round_div
-from risk import preset
+from gaemi.clients.replay.lobster import read_messages, read_orderbook, sample_files
+from gaemi.clients.replay.rescale import Rescale, decimal_units, exact, round_div
+from gaemi.risk import preset
 
 
 LOBSTER_UNIT = Fraction(1, 10_000)  # LOBSTER prices are dollars x 10000
@@ -129,7 +129,7 @@ def test_half_even_ties_and_outward_rounding_on_a_coarser_grid() -> None:
 def test_binance_and_bitfinex_decimal_text_onto_their_grids() -> None:
     # Arrange: rows of the recordings (BTCUSDT 0.1 tick, 0.001 BTC step; the Bitfinex GRID)
     btc = Rescale(tick="0.1", lot="0.001")
-    from clients.replay.bitfinex import GRID
+    from gaemi.clients.replay.bitfinex import GRID
 
     # Act / Assert
     assert btc.ticks("61800.20", "exact") == 618_002

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from clients.scenario import Scenario, ScenarioError, load_scenario, preset_names
-from clients.scenario.market import build_spec
-from clients.scenario.params import CohortParams
-from risk.markets import PPB, PRESETS
+from gaemi.clients.scenario import Scenario, ScenarioError, load_scenario, preset_names
+from gaemi.clients.scenario.market import build_spec
+from gaemi.clients.scenario.params import CohortParams
+from gaemi.risk.markets import PPB, PRESETS
 
 
 def _write(tmp_path: Path, text: str, name: str = "s.toml") -> Path:

@@ -14,11 +14,11 @@ from fractions import Fraction
 
 import pytest
 
-from clients.scenario.params import PathParams, ShockParams
-from clients.scenario.path import build_days
-from clients.scenario.prices import SERIES_OF, load_series, to_ticks
-from risk.calendar import NS_PER_SECOND, utc_offset_ns
-from risk.markets import PRESETS
+from gaemi.clients.scenario.params import PathParams, ShockParams
+from gaemi.clients.scenario.path import build_days
+from gaemi.clients.scenario.prices import SERIES_OF, load_series, to_ticks
+from gaemi.risk.calendar import NS_PER_SECOND, utc_offset_ns
+from gaemi.risk.markets import PRESETS
 
 
 SPEC = PRESETS["SKHYNIX-PERP"]

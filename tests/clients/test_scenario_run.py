@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from clients.cascade.record import RunRecord
-from clients.scenario import Scenario, load_scenario, run
-from clients.scenario.cli import main
-from clients.scenario.market import build_spec
-from risk.calendar import NS_PER_SECOND
-from risk.events import Liquidation
+from gaemi.clients.cascade.record import RunRecord
+from gaemi.clients.scenario import Scenario, load_scenario, run
+from gaemi.clients.scenario.cli import main
+from gaemi.clients.scenario.market import build_spec
+from gaemi.risk.calendar import NS_PER_SECOND
+from gaemi.risk.events import Liquidation
 
 
 def _small(scenario: Scenario, step_s: int = 10) -> Scenario:

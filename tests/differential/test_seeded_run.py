@@ -33,10 +33,10 @@ from typing import Any
 
 import pytest
 
-from engine import book_class
-from engine.codes import EventKind, RejectReason, SelfTradePrevention, Side, TimeInForce
-from engine.errors import InvariantViolation
-from engine.events import EVENT_WIDTH, encode_amend, encode_cancel, encode_place
+from gaemi.engine import book_class
+from gaemi.engine.codes import EventKind, RejectReason, SelfTradePrevention, Side, TimeInForce
+from gaemi.engine.errors import InvariantViolation
+from gaemi.engine.events import EVENT_WIDTH, encode_amend, encode_cancel, encode_place
 
 
 PURE_PYTHON = os.environ.get("ENGINE_PUREPYTHON") == "1"
@@ -239,7 +239,7 @@ def test_seeded_long_run_compiled_matches_reference() -> None:
     if PURE_PYTHON:
         pytest.skip("ENGINE_PUREPYTHON=1: the compiled book is not to be used")
     reference_book, compiled_book = book_class("reference"), book_class("compiled")
-    assert compiled_book.__module__ == "engine._book", compiled_book
+    assert compiled_book.__module__ == "gaemi.engine._book", compiled_book
     seed = int(os.environ.get("GAEMI_SEED") or DEFAULT_SEED)
     print(f"seeded run: seed {seed} (rerun with GAEMI_SEED={seed}), {N_COMMANDS} commands")
     started = time.perf_counter()

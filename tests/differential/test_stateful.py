@@ -44,8 +44,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from engine import book_class
-from engine.codes import (
+from gaemi.engine import book_class
+from gaemi.engine.codes import (
     MAX_ACCOUNT,
     MAX_ORDER_ID,
     MAX_PRICE,
@@ -56,7 +56,7 @@ from engine.codes import (
     Side,
     TimeInForce,
 )
-from engine.events import (
+from gaemi.engine.events import (
     CMD_WIDTH,
     EVENT_WIDTH,
     decode_events,
@@ -554,7 +554,7 @@ def test_compiled_book_matches_reference_book() -> None:
     if PURE_PYTHON:
         pytest.skip("ENGINE_PUREPYTHON=1: the compiled book is not to be used")
     compiled = book_class("compiled")  # must import: a missing extension is a failure here
-    assert compiled.__module__ == "engine._book", compiled
+    assert compiled.__module__ == "gaemi.engine._book", compiled
     print(f"hypothesis seed {SEED} (rerun with GAEMI_SEED={SEED})")
     run_state_machine_as_test(
         seed(SEED)(DifferentialBooks),

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.codes import (
+from gaemi.engine.codes import (
     MAX_ACCOUNT,
     MAX_ORDER_ID,
     MAX_PRICE,
@@ -30,7 +30,7 @@ from engine.codes import (
     Side,
     TimeInForce,
 )
-from engine.events import (
+from gaemi.engine.events import (
     EVENT_WIDTH,
     Event,
     OrderView,

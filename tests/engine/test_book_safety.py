@@ -7,8 +7,8 @@ from array import array
 
 import pytest
 
-from engine.codes import Side
-from engine.events import encode_place
+from gaemi.engine.codes import Side
+from gaemi.engine.events import encode_place
 
 
 def _resting_book(make_book):

@@ -10,8 +10,8 @@ from enum import IntEnum
 
 import pytest
 
-from engine import codes
-from engine.codes import (
+from gaemi.engine import codes
+from gaemi.engine.codes import (
     Command,
     EventKind,
     RejectReason,

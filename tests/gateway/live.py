@@ -14,10 +14,10 @@ import msgpack
 import orjson
 from websockets.sync.client import ClientConnection, connect
 
-from gateway.server import Server
-from gateway.wire.auth import sign
-from gateway.wire.codec import JSON, MSGPACK
-from risk import SetIndexPrice
+from gaemi.gateway.server import Server
+from gaemi.gateway.wire.auth import sign
+from gaemi.gateway.wire.codec import JSON, MSGPACK
+from gaemi.risk import SetIndexPrice
 
 
 T = TypeVar("T")

@@ -33,7 +33,7 @@ def rss_bytes(pid: int) -> int:
 
 
 class ServeProcess:
-    """``python -m clients.cli serve`` with its journal and keys in ``folder``; the output is
+    """``python -m gaemi.clients.cli serve`` with its journal and keys in ``folder``; the output is
     collected in ``lines`` by a thread (so the pipe never fills)."""
 
     def __init__(self, folder: Path, *extra: str, port: int | None = None,
@@ -44,7 +44,7 @@ class ServeProcess:
         self.keys_file = folder / "keys.json"
         self.lines: list[str] = []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "clients.cli", "serve", "--port", str(self.port),
+            [sys.executable, "-m", "gaemi.clients.cli", "serve", "--port", str(self.port),
              "--journal", str(self.journal), "--dev-keys-file", str(self.keys_file),
              "--dev-accounts", str(dev_accounts), "--index", "none", *extra],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -7,9 +7,9 @@ import hmac
 
 import pytest
 
-from engine.codes import RejectReason as R
-from gateway.wire.auth import ApiKey, canonical, sign, verify_logon
-from gateway.wire.codec import ProtocolError
+from gaemi.engine.codes import RejectReason as R
+from gaemi.gateway.wire.auth import ApiKey, canonical, sign, verify_logon
+from gaemi.gateway.wire.codec import ProtocolError
 
 
 KEYS = {"k1": ApiKey("k1", "s3cret", 7)}

@@ -16,9 +16,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from engine.codes import RejectReason as R
-from gateway.wire.session import Limits
-from risk.recovery import recover, snapshot_paths
+from gaemi.engine.codes import RejectReason as R
+from gaemi.gateway.wire.session import Limits
+from gaemi.risk.recovery import recover, snapshot_paths
 from tests.gateway.live import SYM, WsClient, live_server
 from tests.gateway.procs import ServeProcess, rss_bytes
 

@@ -16,13 +16,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.codes import RejectReason as R
-from gateway.wire.auth import ApiKey, sign
-from gateway.wire.messages import OPS
-from gateway.wire.session import Exchange
-from risk import Deposit, SetIndexPrice, Venue, preset, usd
-from risk import commands as C
-from risk.recovery import recover
+from gaemi.engine.codes import RejectReason as R
+from gaemi.gateway.wire.auth import ApiKey, sign
+from gaemi.gateway.wire.messages import OPS
+from gaemi.gateway.wire.session import Exchange
+from gaemi.risk import Deposit, SetIndexPrice, Venue, preset, usd
+from gaemi.risk import commands as C
+from gaemi.risk.recovery import recover
 from tests.gateway.test_session import KEYS, MS, SECRETS, SYM, T0, Client, _place
 
 HOSTILE = st.one_of(
@@ -179,8 +179,7 @@ def test_a_failure_after_the_venue_applied_a_command_is_rolled_back_too(
     ex.end_batch()
     watcher.take()
     before, seq = ex.venue.state_hash(), ex.venue.seq
-    import gateway.wire.session as session
-
+    import gaemi.gateway.wire.session as session
     real = session._place_result
     session._place_result = lambda *a: 1 / 0
     try:

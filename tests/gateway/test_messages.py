@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from engine.codes import RejectReason as R
-from engine.codes import Side, TimeInForce
-from gateway.wire.codec import ProtocolError
-from gateway.wire.messages import order_command, parse_request, push
-from risk import commands as C
+from gaemi.engine.codes import RejectReason as R
+from gaemi.engine.codes import Side, TimeInForce
+from gaemi.gateway.wire.codec import ProtocolError
+from gaemi.gateway.wire.messages import order_command, parse_request, push
+from gaemi.risk import commands as C
 
 
 def test_a_request_is_id_op_args() -> None:

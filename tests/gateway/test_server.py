@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 
-from engine.codes import RejectReason as R
-from gateway.wire.codec import JSON, MSGPACK
-from gateway.wire.session import Limits
+from gaemi.engine.codes import RejectReason as R
+from gaemi.gateway.wire.codec import JSON, MSGPACK
+from gaemi.gateway.wire.session import Limits
 from tests.gateway.live import SYM, WsClient, live_server
 
 
@@ -244,7 +244,7 @@ def test_a_restarted_server_recovers_every_acknowledged_order(tmp_path: Path) ->
 
     # Act: the journal read back offline, and a new server on it
     final_hash = first.venue.state_hash()
-    from risk import Venue
+    from gaemi.risk import Venue
     offline = Venue.recover(journal)
     offline.close()
     with live_server(journal=journal, keys=first.keys, dev_accounts=0) as again:
@@ -266,7 +266,7 @@ def _free_port() -> int:
 
 def _start_cli(tmp: Path, port: int) -> subprocess.Popen[str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "clients.cli", "serve", "--port", str(port),
+        [sys.executable, "-m", "gaemi.clients.cli", "serve", "--port", str(port),
          "--journal", str(tmp / "j.gaemij"), "--dev-keys-file", str(tmp / "keys.json"),
          "--dev-accounts", "2"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

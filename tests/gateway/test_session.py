@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.codes import RejectReason as R
-from gateway.wire.auth import ApiKey, sign
-from gateway.wire.codec import JSON, MSGPACK
-from gateway.wire.session import Conn, Exchange, Limits
-from risk import Deposit, SetIndexPrice, Venue, preset, usd
+from gaemi.engine.codes import RejectReason as R
+from gaemi.gateway.wire.auth import ApiKey, sign
+from gaemi.gateway.wire.codec import JSON, MSGPACK
+from gaemi.gateway.wire.session import Conn, Exchange, Limits
+from gaemi.risk import Deposit, SetIndexPrice, Venue, preset, usd
 
 
 SYM = "NVDA-PERP"

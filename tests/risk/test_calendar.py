@@ -17,8 +17,8 @@ from datetime import date
 
 import pytest
 
-from risk import AdvanceTime, Venue, preset
-from risk.calendar import (
+from gaemi.risk import AdvanceTime, Venue, preset
+from gaemi.risk.calendar import (
     KRX_REGULAR,
     NS_PER_DAY,
     NS_PER_HOUR,
@@ -29,7 +29,7 @@ from risk.calendar import (
     days_from_civil,
     utc_offset_ns,
 )
-from risk.events import TradingStatusChanged
+from gaemi.risk.events import TradingStatusChanged
 
 
 def ts(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> int:

@@ -26,10 +26,10 @@ A market maker bids 1000 @ 9650, 1000 @ 9580, 500 @ 9500. One trade at 9700 sets
 
 from __future__ import annotations
 
-from risk import (
+from gaemi.risk import (
     AdvanceTime, CancelAll, Deposit, PlaceOrder, SetIndexPrice, SetLeverage, Venue, preset, usd,
 )
-from risk.events import Cause, InsuranceTakeover, Liquidation, MarkUpdated
+from gaemi.risk.events import Cause, InsuranceTakeover, Liquidation, MarkUpdated
 
 
 SYM = "NVDA-PERP"

@@ -53,8 +53,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from engine.codes import Side, TimeInForce
-from risk import (
+from gaemi.engine.codes import Side, TimeInForce
+from gaemi.risk import (
     AdvanceTime,
     AmendOrder,
     CancelAll,
@@ -70,7 +70,7 @@ from risk import (
     preset,
     usd,
 )
-from risk.events import (
+from gaemi.risk.events import (
     Adl,
     BadDebt,
     Deposited,
@@ -82,7 +82,7 @@ from risk.events import (
     Rejected,
     Withdrawn,
 )
-from risk.markets import PPB, MarketSpec
+from gaemi.risk.markets import PPB, MarketSpec
 
 PURE_PYTHON = os.environ.get("ENGINE_PUREPYTHON") == "1"
 SEED = int(os.environ.get("GAEMI_SEED") or random.SystemRandom().randrange(2**32))

@@ -13,15 +13,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.codes import RejectReason as R
-from engine.codes import Side, TimeInForce
-from risk import (
+from gaemi.engine.codes import RejectReason as R
+from gaemi.engine.codes import Side, TimeInForce
+from gaemi.risk import (
     AdvanceTime, CancelAll, Deposit, PlaceConditional, PlaceOrder,
     SetIndexPrice, Venue, preset, usd,
 )
-from risk.commands import BY_CODE
-from risk.events import Rejected
-from risk.venue import MAX_FUNDINGS_PER_STEP
+from gaemi.risk.commands import BY_CODE
+from gaemi.risk.events import Rejected
+from gaemi.risk.venue import MAX_FUNDINGS_PER_STEP
 
 
 SYM = "NVDA-PERP"

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from engine.codes import Side
-from risk import Deposit, PlaceConditional, PlaceOrder, SetIndexPrice, Venue, Withdraw, usd
-from risk.commands import decode, encode
-from risk.events import Rejected
-from risk.journal import MAGIC, JournalCorrupt, read_records
+from gaemi.engine.codes import Side
+from gaemi.risk import Deposit, PlaceConditional, PlaceOrder, SetIndexPrice, Venue, Withdraw, usd
+from gaemi.risk.commands import decode, encode
+from gaemi.risk.events import Rejected
+from gaemi.risk.journal import MAGIC, JournalCorrupt, read_records
 from tests.conftest import implementations
 from tests.risk.test_conservation import NVDA, TSLA, Flow, small_markets
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from risk import Deposit, MarginTier, PlaceOrder, SetIndexPrice, Venue, preset, usd
-from risk.calendar import NS_PER_HOUR
-from risk.events import Fill
+from gaemi.risk import Deposit, MarginTier, PlaceOrder, SetIndexPrice, Venue, preset, usd
+from gaemi.risk.calendar import NS_PER_HOUR
+from gaemi.risk.events import Fill
 
 M = 1_000_000  # micro-dollars per dollar
 

@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
-from engine.codes import RejectReason as R
-from engine.codes import Side, TimeInForce
-from risk import (
+from gaemi.engine.codes import RejectReason as R
+from gaemi.engine.codes import Side, TimeInForce
+from gaemi.risk import (
     AdvanceTime,
     CancelAll,
     CancelOrder,
@@ -43,8 +43,8 @@ from risk import (
     preset,
     usd,
 )
-from risk.calendar import NS_PER_DAY, NS_PER_HOUR, NS_PER_SECOND, US_REGULAR, days_from_civil
-from risk.events import (
+from gaemi.risk.calendar import NS_PER_DAY, NS_PER_HOUR, NS_PER_SECOND, US_REGULAR, days_from_civil
+from gaemi.risk.events import (
     Adl,
     BadDebt,
     ConditionalAccepted,

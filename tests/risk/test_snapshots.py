@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from risk import Deposit, Venue, usd
-from risk import recovery as R
-from risk.events import Rejected
+from gaemi.risk import Deposit, Venue, usd
+from gaemi.risk import recovery as R
+from gaemi.risk.events import Rejected
 from tests.conftest import implementations
 from tests.risk.test_conservation import Flow, small_markets
 
