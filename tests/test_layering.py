@@ -70,3 +70,45 @@ def test_layering_checker_sees_a_forbidden_import(tmp_path: Path) -> None:
     pyx.write_text("cimport cython\nfrom random import random\n")
     assert _imports_of(bad) == {"time", "risk.venue"}
     assert _imports_of(pyx) == {"cython", "random"}
+
+
+# -- the venue's parts: one direction, no cycles ------------------------------------------------
+
+# a part may import only the parts before it (risk/venue/core.py draws the same picture)
+VENUE_PARTS = ["arith", "state", "margin", "index", "settlement", "orders", "upkeep", "pricing",
+               "liquidation", "stabilise", "handlers", "views", "persist", "core"]
+
+
+def _venue_imports(path: Path) -> set[str]:
+    parts = set()
+    for name in _imports_of(path):
+        if name.startswith("gaemi.risk.venue."):
+            parts.add(name.split(".")[3])
+        elif name == "gaemi.risk.venue":  # "from gaemi.risk.venue import orders, views"
+            tree = ast.parse(path.read_text())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and node.module == "gaemi.risk.venue":
+                    parts.update(alias.name for alias in node.names
+                                 if alias.name in VENUE_PARTS)
+    return parts
+
+
+def test_layering_the_venue_parts_depend_in_one_direction() -> None:
+    # Arrange
+    files = {p.stem: p for p in (ROOT / "risk" / "venue").glob("*.py") if p.stem != "__init__"}
+    assert sorted(files) == sorted(VENUE_PARTS), "a part is missing from VENUE_PARTS"
+
+    # Act
+    offences = [f"{part} imports {other}" for part, path in files.items()
+                for other in _venue_imports(path)
+                if VENUE_PARTS.index(other) >= VENUE_PARTS.index(part)]
+
+    # Assert
+    assert offences == []
+
+
+def test_no_module_of_the_clearinghouse_is_a_big_room() -> None:
+    # every file under risk/ is one concern a reader takes in at a sitting
+    long = {str(p.relative_to(ROOT)): n for p in (ROOT / "risk").rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 500}
+    assert long == {}

@@ -83,6 +83,17 @@ def test_the_default_scenario_cascades_through_several_generations(
     assert sum(n for g, n in generations.items() if g >= 3) >= 5
 
 
+# the state hash `gaemi demo` prints (README, docs/scenarios.md): the default scenario's
+# commands and the venue's rules, fixed; any change of either must say why it moved
+DEMO_STATE_HASH = "a1b40b2d7e9229e7"
+
+
+@pytest.mark.slow
+def test_the_default_scenario_ends_in_its_documented_state(default_record: RunRecord) -> None:
+    assert default_record.state_hash == DEMO_STATE_HASH
+    assert default_record.conservation_ok
+
+
 @pytest.mark.slow
 def test_the_gap_at_the_open_sets_it_off(default_record: RunRecord) -> None:
     # Arrange

@@ -50,6 +50,25 @@ def _exchange(journal: Path | None = None, **kwargs: Any) -> Exchange:
     return Exchange(venue, KEYS, **kwargs)
 
 
+class _Broken:
+    """A command's handler with a defect planted in one stage: the stage runs (it may change
+    the state: money credited, events made), then raises."""
+
+    def __init__(self, handler: Any, stage: str) -> None:
+        self.handler, self.stage = handler, stage
+        self.stabilises = handler.stabilises
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self.handler, name)
+        if name != self.stage:
+            return real
+
+        def broken(*args: Any) -> Any:
+            real(*args)
+            raise RuntimeError("planted defect")
+        return broken
+
+
 def _is_typed_error(message: dict[str, Any]) -> bool:
     return message["ok"] is False and message["error"]["code"] in KNOWN \
         and message["error"]["code"] != R.INTERNAL_ERROR
@@ -131,13 +150,7 @@ def test_an_unexpected_exception_is_error_9001_and_the_venue_is_rolled_back(
     watcher.result("subscribe", {"channels": ["account"]})
     before = ex.venue.state_hash()
     venue = ex.venue
-    planted = venue._handlers[C.Deposit]
-
-    def broken(cmd: Any) -> None:
-        planted(cmd)  # applied: money credited, events made
-        raise RuntimeError("planted defect")
-
-    venue._handlers[C.Deposit] = broken
+    venue._handlers[C.Deposit] = _Broken(venue._handlers[C.Deposit], "settle")
 
     # Act
     with caplog.at_level(logging.ERROR, logger="gaemi.gateway"):
@@ -210,7 +223,7 @@ def test_a_defect_in_a_clock_tick_does_not_stop_the_exchange(tmp_path: Path) -> 
     trader = Client(ex)
     trader.logon("a")
     before = ex.venue.state_hash()
-    ex.venue._handlers[C.AdvanceTime] = lambda cmd: 1 / 0
+    ex.venue._handlers[C.AdvanceTime] = _Broken(ex.venue._handlers[C.AdvanceTime], "validate")
 
     # Act: the tick fails (logged), the exchange goes on
     ex.tick(T0 + 5 * 10**9)

@@ -16,6 +16,7 @@ import pytest
 
 from gaemi.risk import Deposit, Venue, usd
 from gaemi.risk import recovery as R
+from gaemi.risk.venue import persist
 from gaemi.risk.events import Rejected
 from tests.conftest import implementations
 from tests.risk.test_conservation import Flow, small_markets
@@ -82,11 +83,11 @@ def test_recovery_falls_back_past_unusable_snapshots(tmp_path: Path, impl: str,
     R.write_snapshot(venue)
     _run(venue, flow, 50)
     real = R.code_fingerprint()
-    R._FINGERPRINT = "0" * 16
+    persist._FINGERPRINT = "0" * 16
     try:
         R.write_snapshot(venue)
     finally:
-        R._FINGERPRINT = real
+        persist._FINGERPRINT = real
     _run(venue, flow, 50)
     R.write_snapshot(venue)
     _run(venue, flow, 50)
