@@ -185,7 +185,7 @@ async def _serve_echo(pipe: Any) -> None:
 
 async def _serve_gateway(pipe: Any, options: dict[str, Any]) -> None:
     from gaemi.gateway.server import Server
-    from gaemi.gateway.wire.session import Limits
+    from gaemi.gateway.sessions import Limits
     from gaemi.risk import Venue, preset
 
     profiler = None

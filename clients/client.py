@@ -32,9 +32,10 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
-from gaemi.engine.codes import RejectReason, Side
+from gaemi.engine.codes import Side
 from gaemi.gateway.wire.auth import DEFAULT_RECV_WINDOW_MS, sign
 from gaemi.gateway.wire.codec import JSON, MSGPACK, encode
+from gaemi.gateway.wire.errors import ErrorCode, known_code
 
 __all__ = ["Client", "ConnectionLost", "Push", "RequestError", "connect", "place_args"]
 
@@ -51,14 +52,11 @@ ALL = "*"  # the channel name of handlers that see every push
 
 
 class RequestError(Exception):
-    """The server refused a request: ``code`` (a ``RejectReason`` when the code is known,
-    else the integer) and ``msg``. Nothing changed on the server."""
+    """The server refused a request: ``code`` (a ``RejectReason`` or a ``GatewayCode`` when
+    the code is known, else the integer) and ``msg``. Nothing changed on the server."""
 
     def __init__(self, code: int, msg: str, op: str | None = None) -> None:
-        try:
-            self.code: RejectReason | int = RejectReason(code)
-        except ValueError:
-            self.code = code
+        self.code: ErrorCode | int = known_code(code)
         self.msg = msg
         self.op = op
         # the server's msg starts with the code's name (docs/protocol.md §6)

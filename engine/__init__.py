@@ -1,8 +1,10 @@
 """Gaemi's matching engine: a price-time priority order book, in two implementations.
 
-``engine.OrderBook`` is the compiled book (``engine._book``) unless the environment sets
-``ENGINE_PUREPYTHON=1``; then, or when the extension is not built, it is the pure-Python
-reference (``engine.reference``), and ``IMPLEMENTATION`` says which one was chosen.
+``gaemi.engine.OrderBook`` is the compiled book (``gaemi.engine._book``) unless the
+environment sets ``ENGINE_PUREPYTHON=1``; then, or when the extension is not built, it is the
+pure-Python reference (``gaemi.engine.reference``), and ``IMPLEMENTATION`` says which one was
+chosen. The choice is made on first use of either name: importing ``gaemi.engine.codes`` loads
+no C code.
 """
 
 from __future__ import annotations
@@ -48,22 +50,32 @@ def book_class(name: str = "auto") -> type:
 
         return compiled_book  # type: ignore[no-any-return]
     if name == "auto":
-        return OrderBook
+        return __getattr__("OrderBook")  # type: ignore[return-value]
     raise ValueError(f"unknown implementation {name!r} (reference, compiled or auto)")
 
 
-if os.environ.get("ENGINE_PUREPYTHON") == "1":
-    from gaemi.engine.reference import OrderBook
+def _select() -> tuple[type, str]:
+    if os.environ.get("ENGINE_PUREPYTHON") == "1":
+        from gaemi.engine.reference import OrderBook as reference_book
 
-    IMPLEMENTATION = "reference"
-else:
+        return reference_book, "reference"
     try:
-        from gaemi.engine._book import OrderBook  # type: ignore[no-redef]
+        from gaemi.engine._book import OrderBook as compiled_book
 
-        IMPLEMENTATION = "compiled"
+        return compiled_book, "compiled"
     except ImportError as exc:  # the extension was not built
-        warnings.warn(f"engine._book is not available ({exc}); using the reference book",
-                      RuntimeWarning, stacklevel=2)
-        from gaemi.engine.reference import OrderBook  # type: ignore[assignment]
+        warnings.warn(f"gaemi.engine._book is not available ({exc}); using the reference "
+                      "book", RuntimeWarning, stacklevel=3)
+        from gaemi.engine.reference import OrderBook as reference_book
 
-        IMPLEMENTATION = "reference"
+        return reference_book, "reference"
+
+
+def __getattr__(name: str) -> object:
+    """``OrderBook`` and ``IMPLEMENTATION`` are chosen on first use, not at import: a module
+    that needs only the codes (the wire, the clients) never loads the compiled book."""
+    if name in ("OrderBook", "IMPLEMENTATION"):
+        book, implementation = _select()
+        globals().update(OrderBook=book, IMPLEMENTATION=implementation)
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,9 +16,11 @@ range  meaning
 2xxx   pre-trade risk (owned by ``risk``)
 3xxx   matching (owned by ``engine``)
 4xxx   account management (owned by ``risk``)
-8xxx   gateway and protocol (owned by ``gateway``)
-9xxx   system
 ====== ==========================================
+
+The gateway's own codes (8xxx protocol, 9xxx system) live with the gateway:
+``gaemi.gateway.wire.errors.GatewayCode``. Both sets share one space of numbers, so a response's
+``error.code`` names exactly one of them.
 """
 
 from __future__ import annotations
@@ -156,24 +158,3 @@ class RejectReason(IntEnum):
     OPEN_ORDERS_EXIST = 4004  # margin mode cannot change with open orders
     DUPLICATE_CLIENT_ORDER_ID = 4005
     TOO_MANY_OPEN_ORDERS = 4006
-
-    # 8xxx: gateway and protocol (owned by ``gateway``)
-    MALFORMED_MESSAGE = 8001  # not JSON / msgpack, or not an object
-    BAD_REQUEST = 8002  # missing or wrong ``id``, ``op`` or ``args``
-    UNKNOWN_OP = 8003
-    BAD_ARGUMENT = 8004  # a missing, unknown or wrongly typed argument
-    NOT_LOGGED_IN = 8005
-    ALREADY_LOGGED_IN = 8006
-    UNKNOWN_API_KEY = 8007
-    BAD_SIGNATURE = 8008
-    STALE_TIMESTAMP = 8009  # outside the logon's receive window
-    RATE_LIMITED = 8010
-    MESSAGE_TOO_LARGE = 8011
-    UNKNOWN_TOPIC = 8012
-    FORBIDDEN = 8013  # an admin operation without an admin key
-    BATCH_TOO_LARGE = 8014
-    DUPLICATE_REQUEST_ID = 8015
-
-    # 9xxx: system
-    INTERNAL_ERROR = 9001  # a bug: the request's outcome is unknown
-    SHUTTING_DOWN = 9002

@@ -25,7 +25,7 @@ from gaemi.gateway.server import (
     DEFAULT_PORT, SEND_BUFFER, SNAPSHOT_EVERY, Server, dev_keys, load_keys, save_keys,
 )
 from gaemi.gateway.wire.auth import ApiKey
-from gaemi.gateway.wire.session import Limits
+from gaemi.gateway.sessions import Limits
 from gaemi.risk.journal import JournalCorrupt
 
 

@@ -1,6 +1,6 @@
 """The websocket server: the only module of Gaemi that does network I/O and reads the clock.
 
-One sequencer task owns the venue (through ``gateway.wire.session.Exchange``). Reader tasks,
+One sequencer task owns the venue (through ``gateway.exchange.Exchange``). Reader tasks,
 one per connection, queue frames in arrival order, each connection in a queue of its own; the
 sequencer makes a batch of what is queued, taking up to ``FRAMES_PER_TURN`` frames from each
 waiting connection in turn (so one connection with a thousand frames queued delays another's
@@ -50,7 +50,8 @@ from websockets.http11 import Request, Response
 
 from gaemi.gateway.wire.auth import ApiKey
 from gaemi.gateway.wire.codec import JSON, MAX_FRAME, SUBPROTOCOLS
-from gaemi.gateway.wire.session import SLOW_CONSUMER, Conn, Exchange, Guards, Limits
+from gaemi.gateway.exchange import Exchange
+from gaemi.gateway.sessions import SLOW_CONSUMER, Conn, Guards, Limits
 from gaemi.risk import Deposit, Venue, usd
 from gaemi.risk.markets import MarketSpec
 from gaemi.risk.recovery import code_fingerprint, recover, write_snapshot

@@ -39,7 +39,7 @@ import msgpack
 import orjson
 
 from gaemi.gateway.wire.codec import ProtocolError
-from gaemi.gateway.wire.messages import admin_command, order_command
+from gaemi.gateway.commands import admin_command, order_command
 from gaemi.risk import commands as C
 
 

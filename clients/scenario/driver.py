@@ -38,7 +38,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gaemi.engine.codes import RejectReason
-from gaemi.gateway.wire.messages import account_command, order_command
+from gaemi.gateway.commands import account_command, order_command
 from gaemi.risk import commands as C
 from gaemi.risk.calendar import NS_PER_SECOND
 from gaemi.risk.events import (

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gaemi.engine.codes import RejectReason as R
+from gaemi.gateway.wire.errors import GatewayCode as G
 from gaemi.gateway.wire.codec import ProtocolError
 
 
@@ -51,7 +52,7 @@ def canonical(args: dict[str, Any]) -> str:
         elif isinstance(value, (int, str)):
             text = str(value)
         else:
-            raise ProtocolError(R.BAD_ARGUMENT, f"{name}: logon arguments are scalars")
+            raise ProtocolError(G.BAD_ARGUMENT, f"{name}: logon arguments are scalars")
         parts.append(f"{name}={text}")
     return "&".join(parts)
 
@@ -68,18 +69,18 @@ def verify_logon(args: dict[str, Any], keys: dict[str, ApiKey], now_ms: int) -> 
     window = args.get("recvWindow", DEFAULT_RECV_WINDOW_MS)
     if not isinstance(api_key, str) or not isinstance(signature, str) or \
             type(timestamp) is not int or type(window) is not int:
-        raise ProtocolError(R.BAD_ARGUMENT, "apiKey, signature (text) and timestamp "
+        raise ProtocolError(G.BAD_ARGUMENT, "apiKey, signature (text) and timestamp "
                             "(integer ms) are required; recvWindow is an integer")
     if not 0 < window <= MAX_RECV_WINDOW_MS:
-        raise ProtocolError(R.BAD_ARGUMENT, f"recvWindow: 1..{MAX_RECV_WINDOW_MS} ms")
+        raise ProtocolError(G.BAD_ARGUMENT, f"recvWindow: 1..{MAX_RECV_WINDOW_MS} ms")
     key = keys.get(api_key)
     if key is None:
-        raise ProtocolError(R.UNKNOWN_API_KEY, "unknown API key")
+        raise ProtocolError(G.UNKNOWN_API_KEY, "unknown API key")
     # a hex digest is ASCII: anything else cannot match (and compare_digest takes only ASCII
     # text: a non-ASCII signature used to raise TypeError here)
     if not signature.isascii() or \
             not hmac.compare_digest(sign(args, key.secret), signature.lower()):
-        raise ProtocolError(R.BAD_SIGNATURE, "signature does not match")
+        raise ProtocolError(G.BAD_SIGNATURE, "signature does not match")
     if timestamp > now_ms + MAX_AHEAD_MS or now_ms - timestamp > window:
-        raise ProtocolError(R.STALE_TIMESTAMP, f"timestamp outside the {window} ms window")
+        raise ProtocolError(G.STALE_TIMESTAMP, f"timestamp outside the {window} ms window")
     return key

@@ -22,14 +22,16 @@ import msgpack
 import orjson
 
 from gaemi.engine.codes import RejectReason as R
+from gaemi.gateway.wire.errors import GatewayCode as G
 
 
-__all__ = ["JSON", "MAX_FRAME", "MAX_ID_LEN", "MSGPACK", "SUBPROTOCOLS", "ProtocolError",
-           "decode", "encode", "request_id"]
+__all__ = ["INPROCESS", "JSON", "MAX_FRAME", "MAX_ID_LEN", "MSGPACK", "SUBPROTOCOLS",
+           "ProtocolError", "check_message", "decode", "encode", "request_id"]
 
 JSON = "gaemi.json"
 MSGPACK = "gaemi.msgpack"
 SUBPROTOCOLS = (JSON, MSGPACK)
+INPROCESS = "inprocess"  # no frames at all: the message objects themselves (an in-process peer)
 MAX_FRAME = 64 * 1024  # bytes: larger frames are refused before they are decoded
 _MAX_DEPTH = 8
 
@@ -38,10 +40,11 @@ MAX_ID_LEN = 64
 
 
 class ProtocolError(Exception):
-    """A message that cannot be accepted: ``code`` is an 8xxx ``RejectReason``; ``rid`` the
+    """A message that cannot be accepted: ``code`` is an error code (a ``GatewayCode``, or the
+    venue's ``RejectReason`` for a command it refused); ``rid`` the
     request id when it could be read."""
 
-    def __init__(self, code: R, msg: str, rid: int | str | None = None) -> None:
+    def __init__(self, code: int, msg: str, rid: int | str | None = None) -> None:
         super().__init__(msg)
         self.code = code
         self.msg = msg
@@ -60,21 +63,36 @@ def request_id(obj: Any) -> int | str | None:
     return None
 
 
-def encode(obj: Any, encoding: str) -> str | bytes:
-    """A message as a frame: text for JSON, bytes for msgpack."""
+def encode(obj: Any, encoding: str) -> Any:
+    """A message as a frame: text for JSON, bytes for msgpack (the object itself in process)."""
+    if encoding == INPROCESS:
+        return obj
     if encoding == MSGPACK:
         return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
     return orjson.dumps(obj).decode()
 
 
+def check_message(obj: Any) -> dict[str, Any]:
+    """A message given as an object (in process): a map of the JSON data model, no floats,
+    bounded nesting, the same rules a decoded frame follows; ProtocolError otherwise."""
+    if not isinstance(obj, dict):
+        raise ProtocolError(G.MALFORMED_MESSAGE, "a message is a map")
+    try:
+        _check_plain(obj, 0)
+    except ProtocolError as exc:
+        exc.rid = request_id(obj)
+        raise
+    return obj
+
+
 def decode(frame: str | bytes, encoding: str) -> dict[str, Any]:
     """The object a frame carries; ProtocolError for anything else."""
     if len(frame) > MAX_FRAME:
-        raise ProtocolError(R.MESSAGE_TOO_LARGE, f"frames are limited to {MAX_FRAME} bytes")
+        raise ProtocolError(G.MESSAGE_TOO_LARGE, f"frames are limited to {MAX_FRAME} bytes")
     try:
         if encoding == MSGPACK:
             if isinstance(frame, str):
-                raise ProtocolError(R.MALFORMED_MESSAGE, "msgpack needs binary frames")
+                raise ProtocolError(G.MALFORMED_MESSAGE, "msgpack needs binary frames")
             obj = msgpack.unpackb(frame, raw=False, strict_map_key=True, max_bin_len=0,
                                   max_ext_len=0, use_list=True)
         else:
@@ -82,10 +100,10 @@ def decode(frame: str | bytes, encoding: str) -> dict[str, Any]:
     except ProtocolError:
         raise
     except Exception as exc:  # every decoder failure is the client's malformed message
-        raise ProtocolError(R.MALFORMED_MESSAGE, f"not valid {encoding}: "
+        raise ProtocolError(G.MALFORMED_MESSAGE, f"not valid {encoding}: "
                             f"{type(exc).__name__}", _id_of_json(frame, encoding)) from None
     if not isinstance(obj, dict):
-        raise ProtocolError(R.MALFORMED_MESSAGE, "a message is a map")
+        raise ProtocolError(G.MALFORMED_MESSAGE, "a message is a map")
     try:
         _check_plain(obj, 0)
     except ProtocolError as exc:
@@ -108,19 +126,19 @@ def _id_of_json(frame: str | bytes, encoding: str) -> int | str | None:
 def _check_plain(value: Any, depth: int) -> None:
     """Only the JSON data model, no floats, bounded nesting."""
     if depth > _MAX_DEPTH:
-        raise ProtocolError(R.MALFORMED_MESSAGE, "nested too deeply")
+        raise ProtocolError(G.MALFORMED_MESSAGE, "nested too deeply")
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                raise ProtocolError(R.MALFORMED_MESSAGE, "map keys are text")
+                raise ProtocolError(G.MALFORMED_MESSAGE, "map keys are text")
             _check_plain(item, depth + 1)
     elif isinstance(value, list):
         for item in value:
             _check_plain(item, depth + 1)
     elif isinstance(value, float):
-        raise ProtocolError(R.MALFORMED_MESSAGE, "numbers are integers (ticks, lots, units)")
+        raise ProtocolError(G.MALFORMED_MESSAGE, "numbers are integers (ticks, lots, units)")
     elif isinstance(value, int) and not isinstance(value, bool) and \
             not -2**63 <= value < 2**64:
-        raise ProtocolError(R.MALFORMED_MESSAGE, "integer out of range")
+        raise ProtocolError(G.MALFORMED_MESSAGE, "integer out of range")
     elif not (value is None or isinstance(value, (str, bool, int))):
-        raise ProtocolError(R.MALFORMED_MESSAGE, f"unsupported value {type(value).__name__}")
+        raise ProtocolError(G.MALFORMED_MESSAGE, f"unsupported value {type(value).__name__}")

@@ -109,7 +109,7 @@ class Venue:
                         stabilise(st)                            # 5. stabilise
         except BaseException:
             # a defect: the command may be half applied, and nothing was journaled. The
-            # owner rebuilds the venue from its journal (gateway/wire/session.py does).
+            # owner rebuilds the venue from its journal (gateway/exchange.py does).
             st.failed = True
             raise
         if len(events) == 1 and type(events[0]) is Rejected:

@@ -17,6 +17,7 @@ import pytest
 from gaemi.clients.book import BookFeed, follow_book
 from gaemi.clients.client import Client, ConnectionLost, RequestError, connect, place_args
 from gaemi.engine.codes import RejectReason as R
+from gaemi.gateway.wire.errors import GatewayCode as G
 from gaemi.gateway.server import Server
 from tests.clients.aio import GUARD, INDEX, SYMBOL, exchange, run, until
 
@@ -108,9 +109,9 @@ def test_a_bad_signature_is_refused_and_the_connection_stays_usable() -> None:
                 pong = await client.ping()
 
                 # Assert
-                assert refused.value.code is R.BAD_SIGNATURE
+                assert refused.value.code is G.BAD_SIGNATURE
                 assert refused.value.op == "session.logon"
-                assert private.value.code is R.NOT_LOGGED_IN
+                assert private.value.code is G.NOT_LOGGED_IN
                 assert client.account_id is None
                 assert "time" in pong
 
@@ -411,8 +412,8 @@ def test_an_unknown_channel_is_refused_and_leaves_no_handler() -> None:
                     await client.subscribe(["fills"])
 
                 # Assert
-                assert refused.value.code is R.UNKNOWN_TOPIC
-                assert private.value.code is R.NOT_LOGGED_IN
+                assert refused.value.code is G.UNKNOWN_TOPIC
+                assert private.value.code is G.NOT_LOGGED_IN
                 assert client._handlers.get("book.NOPE-PERP") == []
 
     run(scenario())

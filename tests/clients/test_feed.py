@@ -12,6 +12,7 @@ from gaemi.clients.client import Client, RequestError
 from gaemi.clients.feed import IndexFeed, day_steps, hold_prices
 from gaemi.clients.scenario.prices import load_series
 from gaemi.engine.codes import RejectReason as R
+from gaemi.gateway.wire.errors import GatewayCode as G
 from tests.gateway.live import live_server
 
 
@@ -60,7 +61,7 @@ def test_the_feed_sets_and_replays_the_index_on_a_live_server() -> None:
                 with pytest.raises(RequestError) as refused:
                     await trader.request("admin.setIndex", {"symbol": "NVDA-PERP",
                                                             "price": 1})
-            assert refused.value.code == R.FORBIDDEN
+            assert refused.value.code == G.FORBIDDEN
             return held, after, sent
 
         held, after, sent = asyncio.run(run())

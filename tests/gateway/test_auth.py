@@ -8,6 +8,7 @@ import hmac
 import pytest
 
 from gaemi.engine.codes import RejectReason as R
+from gaemi.gateway.wire.errors import GatewayCode as G
 from gaemi.gateway.wire.auth import ApiKey, canonical, sign, verify_logon
 from gaemi.gateway.wire.codec import ProtocolError
 
@@ -46,13 +47,13 @@ def test_a_signed_logon_names_its_account() -> None:
 
 
 @pytest.mark.parametrize("args, now, code", [
-    (_logon(apiKey="nope"), NOW, R.UNKNOWN_API_KEY),
-    ({**_logon(), "signature": "00" * 32}, NOW, R.BAD_SIGNATURE),
-    ({**_logon(), "cancelOnDisconnect": False}, NOW, R.BAD_SIGNATURE),  # tampered after signing
-    (_logon(), NOW + 5_001, R.STALE_TIMESTAMP),  # older than the 5 s window
-    (_logon(), NOW - 1_001, R.STALE_TIMESTAMP),  # more than 1 s ahead of the server
-    (_logon(recvWindow=60_001), NOW, R.BAD_ARGUMENT),
-    (_logon(timestamp="now"), NOW, R.BAD_ARGUMENT),
+    (_logon(apiKey="nope"), NOW, G.UNKNOWN_API_KEY),
+    ({**_logon(), "signature": "00" * 32}, NOW, G.BAD_SIGNATURE),
+    ({**_logon(), "cancelOnDisconnect": False}, NOW, G.BAD_SIGNATURE),  # tampered after signing
+    (_logon(), NOW + 5_001, G.STALE_TIMESTAMP),  # older than the 5 s window
+    (_logon(), NOW - 1_001, G.STALE_TIMESTAMP),  # more than 1 s ahead of the server
+    (_logon(recvWindow=60_001), NOW, G.BAD_ARGUMENT),
+    (_logon(timestamp="now"), NOW, G.BAD_ARGUMENT),
 ])
 def test_refused_logons_get_typed_errors(args: dict, now: int, code: R) -> None:
     with pytest.raises(ProtocolError) as caught:

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gaemi.engine.codes import RejectReason as R
+from gaemi.gateway.wire.errors import GatewayCode as G
 from gaemi.gateway.wire.codec import JSON, MAX_FRAME, MSGPACK, ProtocolError, decode, encode
 
 
@@ -58,7 +59,7 @@ def test_floats_binaries_and_non_maps_are_malformed(frame: str | bytes, encoding
     # Act / Assert
     with pytest.raises(ProtocolError) as caught:
         decode(frame, encoding)
-    assert caught.value.code == R.MALFORMED_MESSAGE
+    assert caught.value.code == G.MALFORMED_MESSAGE
 
 
 def test_oversized_frames_are_refused_before_decoding() -> None:
@@ -68,7 +69,7 @@ def test_oversized_frames_are_refused_before_decoding() -> None:
     # Act / Assert
     with pytest.raises(ProtocolError) as caught:
         decode(frame, JSON)
-    assert caught.value.code == R.MESSAGE_TOO_LARGE
+    assert caught.value.code == G.MESSAGE_TOO_LARGE
 
 
 def test_nesting_is_bounded() -> None:
@@ -79,4 +80,4 @@ def test_nesting_is_bounded() -> None:
         node = node["x"]
     with pytest.raises(ProtocolError) as caught:
         decode(orjson.dumps(deep).decode(), JSON)
-    assert caught.value.code == R.MALFORMED_MESSAGE
+    assert caught.value.code == G.MALFORMED_MESSAGE

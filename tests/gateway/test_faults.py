@@ -17,7 +17,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from gaemi.engine.codes import RejectReason as R
-from gaemi.gateway.wire.session import Limits
+from gaemi.gateway.wire.errors import GatewayCode as G
+from gaemi.gateway.sessions import Limits
 from gaemi.risk.recovery import recover, snapshot_paths
 from tests.gateway.live import SYM, WsClient, live_server
 from tests.gateway.procs import ServeProcess, rss_bytes
@@ -268,10 +269,10 @@ def test_a_refused_frame_echoes_the_id_it_carries() -> None:
     with live_server() as live:
         c = WsClient(live.url)
         for frame, code in (
-                ('{"id": 7, "op": "order.place", "args": {"price": 99.5}}', R.MALFORMED_MESSAGE),
+                ('{"id": 7, "op": "order.place", "args": {"price": 99.5}}', G.MALFORMED_MESSAGE),
                 ('{"id": "big", "op": "ping", "args": {"x": 123456789012345678901234}}',
-                 R.MALFORMED_MESSAGE),
-                ('{"id": 9, "op": "ping", "args": {}, "extra": 1}', R.BAD_REQUEST)):
+                 G.MALFORMED_MESSAGE),
+                ('{"id": 9, "op": "ping", "args": {}, "extra": 1}', G.BAD_REQUEST)):
             # Act
             c.ws.send(frame)
             response = c.recv()

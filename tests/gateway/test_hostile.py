@@ -17,9 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gaemi.engine.codes import RejectReason as R
+from gaemi.gateway.wire.errors import GatewayCode as G
 from gaemi.gateway.wire.auth import ApiKey, sign
 from gaemi.gateway.wire.messages import OPS
-from gaemi.gateway.wire.session import Exchange
+from gaemi.gateway.exchange import Exchange
 from gaemi.risk import Deposit, SetIndexPrice, Venue, preset, usd
 from gaemi.risk import commands as C
 from gaemi.risk.recovery import recover
@@ -39,7 +40,7 @@ NAMES = ["symbol", "side", "type", "qty", "price", "timeInForce", "reduceOnly", 
          "triggerPrice", "orderId", "orders", "op", "args", "channels", "depth", "timeoutMs",
          "leverage", "mode", "accountId", "amount", "status", "apiKey", "timestamp",
          "recvWindow", "cancelOnDisconnect", "signature", "unknown", "évidemment"]
-KNOWN = set(R.__members__.values())
+KNOWN = set(R.__members__.values()) | set(G.__members__.values())
 
 
 def _exchange(journal: Path | None = None, **kwargs: Any) -> Exchange:
@@ -71,7 +72,7 @@ class _Broken:
 
 def _is_typed_error(message: dict[str, Any]) -> bool:
     return message["ok"] is False and message["error"]["code"] in KNOWN \
-        and message["error"]["code"] != R.INTERNAL_ERROR
+        and message["error"]["code"] != G.INTERNAL_ERROR
 
 
 @pytest.mark.parametrize("op", sorted(OPS))
@@ -128,7 +129,7 @@ def test_a_logon_with_a_non_ascii_signature_is_refused_not_raised(key: str,
     code = c.error("session.logon", args)
 
     # Assert
-    assert code == R.BAD_SIGNATURE
+    assert code == G.BAD_SIGNATURE
     assert c.logon(key)["accountId"] == KEYS[key].account_id
 
 
@@ -158,7 +159,7 @@ def test_an_unexpected_exception_is_error_9001_and_the_venue_is_rolled_back(
 
     # Assert: 9001 on the request's id, one log record with the traceback, nothing happened
     assert response == [{"id": ops.ids, "ok": False, "error": {
-        "code": R.INTERNAL_ERROR, "msg": "INTERNAL_ERROR: the request failed; nothing of it "
+        "code": G.INTERNAL_ERROR, "msg": "INTERNAL_ERROR: the request failed; nothing of it "
                                          "was applied"}}]
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and errors[0].exc_info is not None
@@ -192,7 +193,7 @@ def test_a_failure_after_the_venue_applied_a_command_is_rolled_back_too(
     ex.end_batch()
     watcher.take()
     before, seq = ex.venue.state_hash(), ex.venue.seq
-    import gaemi.gateway.wire.session as session
+    import gaemi.gateway.exchange as session
     real = session._place_result
     session._place_result = lambda *a: 1 / 0
     try:
@@ -203,7 +204,7 @@ def test_a_failure_after_the_venue_applied_a_command_is_rolled_back_too(
     ex.end_batch()
 
     # Assert: the order is not in the venue, nor the journal, nor anyone's book
-    assert code == R.INTERNAL_ERROR
+    assert code == G.INTERNAL_ERROR
     assert (ex.venue.state_hash(), ex.venue.seq) == (before, seq)
     assert watcher.take() == []
     ex.venue.close()
@@ -241,7 +242,7 @@ def test_signatures_are_still_checked_exactly() -> None:
     good = sign(args, SECRETS["a"])
 
     # Act / Assert: upper case is accepted (hex), any other change is refused
-    assert c.error("session.logon", {**args, "signature": good[:-1] + "g"}) == R.BAD_SIGNATURE
-    assert c.error("session.logon", {**args, "signature": good + "0"}) == R.BAD_SIGNATURE
+    assert c.error("session.logon", {**args, "signature": good[:-1] + "g"}) == G.BAD_SIGNATURE
+    assert c.error("session.logon", {**args, "signature": good + "0"}) == G.BAD_SIGNATURE
     assert c.result("session.logon", {**args, "signature": good.upper()})["accountId"] == 1
     assert isinstance(KEYS["a"], ApiKey)

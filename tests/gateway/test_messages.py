@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from gaemi.engine.codes import RejectReason as R
+from gaemi.gateway.wire.errors import GatewayCode as G
 from gaemi.engine.codes import Side, TimeInForce
 from gaemi.gateway.wire.codec import ProtocolError
-from gaemi.gateway.wire.messages import order_command, parse_request, push
+from gaemi.gateway.commands import order_command
+from gaemi.gateway.wire.messages import parse_request, push
 from gaemi.risk import commands as C
 
 
@@ -20,13 +22,13 @@ def test_a_request_is_id_op_args() -> None:
 
 
 @pytest.mark.parametrize("obj, code", [
-    ({"op": "ping"}, R.BAD_REQUEST),  # no id
-    ({"id": True, "op": "ping"}, R.BAD_REQUEST),  # a bool is not an id
-    ({"id": "x" * 65, "op": "ping"}, R.BAD_REQUEST),
-    ({"id": 1}, R.BAD_REQUEST),  # no op
-    ({"id": 1, "op": "order.teleport"}, R.UNKNOWN_OP),
-    ({"id": 1, "op": "ping", "args": []}, R.BAD_REQUEST),
-    ({"id": 1, "op": "ping", "extra": 1}, R.BAD_REQUEST),
+    ({"op": "ping"}, G.BAD_REQUEST),  # no id
+    ({"id": True, "op": "ping"}, G.BAD_REQUEST),  # a bool is not an id
+    ({"id": "x" * 65, "op": "ping"}, G.BAD_REQUEST),
+    ({"id": 1}, G.BAD_REQUEST),  # no op
+    ({"id": 1, "op": "order.teleport"}, G.UNKNOWN_OP),
+    ({"id": 1, "op": "ping", "args": []}, G.BAD_REQUEST),
+    ({"id": 1, "op": "ping", "extra": 1}, G.BAD_REQUEST),
 ])
 def test_bad_envelopes_get_typed_errors(obj: dict, code: R) -> None:
     with pytest.raises(ProtocolError) as caught:
@@ -73,7 +75,7 @@ def test_a_stop_market_becomes_a_conditional() -> None:
 def test_bad_order_arguments_name_the_argument(args: dict, fragment: str) -> None:
     with pytest.raises(ProtocolError) as caught:
         order_command("order.place", args, 1)
-    assert caught.value.code == R.BAD_ARGUMENT
+    assert caught.value.code == G.BAD_ARGUMENT
     assert fragment in caught.value.msg
 
 

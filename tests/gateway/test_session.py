@@ -1,8 +1,10 @@
-"""The sans-I/O exchange (gateway/wire/session.py): every rule of docs/protocol.md that does not
+"""The sans-I/O exchange (gateway/exchange.py): every rule of docs/protocol.md that does not
 need a socket, on both books. Time is an argument, so rate limits and the dead-man switch are
 tested to the nanosecond."""
 
 from __future__ import annotations
+
+from enum import IntEnum
 
 import random
 from typing import Any
@@ -14,9 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gaemi.engine.codes import RejectReason as R
+from gaemi.gateway.wire.errors import GatewayCode as G
+from gaemi.gateway.wire.errors import known_code
 from gaemi.gateway.wire.auth import ApiKey, sign
 from gaemi.gateway.wire.codec import JSON, MSGPACK
-from gaemi.gateway.wire.session import Conn, Exchange, Limits
+from gaemi.gateway.exchange import Exchange
+from gaemi.gateway.sessions import Conn, Limits
 from gaemi.risk import Deposit, SetIndexPrice, Venue, preset, usd
 
 
@@ -94,25 +99,25 @@ def test_logon_names_the_account_and_refuses_every_bad_logon(impl: str) -> None:
     good = {"apiKey": "a", "timestamp": T0 // MS}
 
     # Act / Assert: each refusal has its code
-    assert c.error("order.place", _place("BUY", 9_990, 1)) == R.NOT_LOGGED_IN
+    assert c.error("order.place", _place("BUY", 9_990, 1)) == G.NOT_LOGGED_IN
     assert c.error("session.logon", {**good, "signature": sign(good, "wrong")}) == \
-        R.BAD_SIGNATURE
+        G.BAD_SIGNATURE
     unknown = {"apiKey": "zz", "timestamp": T0 // MS}
     assert c.error("session.logon", {**unknown, "signature": sign(unknown, "x")}) == \
-        R.UNKNOWN_API_KEY
+        G.UNKNOWN_API_KEY
     stale = {"apiKey": "a", "timestamp": T0 // MS - 5_001}
     assert c.error("session.logon", {**stale, "signature": sign(stale, "sa")}) == \
-        R.STALE_TIMESTAMP
+        G.STALE_TIMESTAMP
     ahead = {"apiKey": "a", "timestamp": T0 // MS + 1_001}
     assert c.error("session.logon", {**ahead, "signature": sign(ahead, "sa")}) == \
-        R.STALE_TIMESTAMP
-    assert c.error("admin.setIndex", {"symbol": SYM, "price": 1}) == R.NOT_LOGGED_IN
+        G.STALE_TIMESTAMP
+    assert c.error("admin.setIndex", {"symbol": SYM, "price": 1}) == G.NOT_LOGGED_IN
     assert ex.venue.state_hash() == before
     result = c.logon("a", cancelOnDisconnect=True)
     assert result["accountId"] == 1 and result["cancelOnDisconnect"] is True
     assert c.error("session.logon", {**good, "signature": sign(good, "sa")}) == \
-        R.ALREADY_LOGGED_IN
-    assert c.error("admin.setIndex", {"symbol": SYM, "price": 1}) == R.FORBIDDEN
+        G.ALREADY_LOGGED_IN
+    assert c.error("admin.setIndex", {"symbol": SYM, "price": 1}) == G.FORBIDDEN
     assert ex.venue.state_hash() == before
 
 
@@ -124,24 +129,24 @@ def test_bad_requests_get_typed_errors_and_change_nothing(impl: str) -> None:
     before = ex.venue.state_hash()
 
     # Act / Assert
-    assert c.raw("{not json")[-1]["error"]["code"] == R.MALFORMED_MESSAGE
-    assert c.raw("[1, 2]")[-1]["error"]["code"] == R.MALFORMED_MESSAGE
+    assert c.raw("{not json")[-1]["error"]["code"] == G.MALFORMED_MESSAGE
+    assert c.raw("[1, 2]")[-1]["error"]["code"] == G.MALFORMED_MESSAGE
     assert c.raw('{"id": 5, "op": "nope"}')[-1] == {
-        "id": 5, "ok": False, "error": {"code": R.UNKNOWN_OP, "msg": "UNKNOWN_OP: unknown op 'nope'"}}
+        "id": 5, "ok": False, "error": {"code": G.UNKNOWN_OP, "msg": "UNKNOWN_OP: unknown op 'nope'"}}
     assert c.raw('{"id": 6, "op": "order.place", "args": {"symbol": "NVDA-PERP", '
                  '"side": "BUY", "price": 10000.5, "qty": 1}}')[-1]["error"]["code"] == \
-        R.MALFORMED_MESSAGE
-    assert c.error("order.place", {**_place("BUY", 9_990, 1), "qty": "1"}) == R.BAD_ARGUMENT
+        G.MALFORMED_MESSAGE
+    assert c.error("order.place", {**_place("BUY", 9_990, 1), "qty": "1"}) == G.BAD_ARGUMENT
     assert c.error("order.place", {**_place("BUY", 9_990, 1), "colour": "red"}) == \
-        R.BAD_ARGUMENT
+        G.BAD_ARGUMENT
     assert c.error("order.place", {**_place("BUY", 9_990, 1), "symbol": "XXX"}) == \
         R.UNKNOWN_MARKET
     assert c.error("order.place", _place("BUY", 9_990, 10**9)) == R.ORDER_TOO_LARGE
-    assert c.error("subscribe", {"channels": ["book.XXX"]}) == R.UNKNOWN_TOPIC
-    assert c.raw("x" * 70_000)[-1]["error"]["code"] == R.MESSAGE_TOO_LARGE
+    assert c.error("subscribe", {"channels": ["book.XXX"]}) == G.UNKNOWN_TOPIC
+    assert c.raw("x" * 70_000)[-1]["error"]["code"] == G.MESSAGE_TOO_LARGE
     assert c.error("order.batch", {"orders": [
-        {"op": "order.cancelAll", "args": {}}] * 21}) == R.BATCH_TOO_LARGE
-    assert c.error("session.cancelAllAfter", {"timeoutMs": 5}) == R.BAD_ARGUMENT
+        {"op": "order.cancelAll", "args": {}}] * 21}) == G.BATCH_TOO_LARGE
+    assert c.error("session.cancelAllAfter", {"timeoutMs": 5}) == G.BAD_ARGUMENT
 
     # nothing happened, and the connection still works
     assert ex.venue.state_hash() == before
@@ -358,14 +363,14 @@ def test_a_flood_is_rate_limited_then_disconnected_without_touching_others(impl:
 
     # Assert
     assert codes[:20] == [None] * 20
-    assert codes[20:] == [R.RATE_LIMITED] * 11
+    assert codes[20:] == [G.RATE_LIMITED] * 11
     assert flood.conn.close == (1008, "rate limit")
     assert calm.result("ping")["time"] == ex.venue.time
     assert calm.conn.close is None
     # tokens come back with time: 100 ms is one request
     flood.now += 100 * MS
     assert flood.call("ping")[-1]["ok"] is True
-    assert flood.call("ping")[-1]["error"]["code"] == R.RATE_LIMITED
+    assert flood.call("ping")[-1]["error"]["code"] == G.RATE_LIMITED
 
 
 def test_the_order_rate_limit_is_per_account_across_connections(impl: str) -> None:
@@ -382,9 +387,9 @@ def test_the_order_rate_limit_is_per_account_across_connections(impl: str) -> No
         two.result("order.place", _place("BUY", 9_800 + i, 1))
 
     # Assert: the eleventh order of the account is refused on either connection; b is free
-    assert one.error("order.place", _place("BUY", 9_700, 1)) == R.RATE_LIMITED
+    assert one.error("order.place", _place("BUY", 9_700, 1)) == G.RATE_LIMITED
     assert two.error("order.batch", {"orders": [
-        {"op": "order.cancelAll", "args": {}}]}) == R.RATE_LIMITED
+        {"op": "order.cancelAll", "args": {}}]}) == G.RATE_LIMITED
     assert other.result("order.place", _place("SELL", 10_100, 1))["status"] == "NEW"
     assert len(ex.venue.open_orders(1)) == 10
 
@@ -487,6 +492,6 @@ def test_any_request_sequence_keeps_the_money_identity(requests: list[Any]) -> N
 
         # Assert: a refused request changed nothing; every command keeps the invariants
         if not response["ok"]:
-            assert response["error"]["code"] in R.__members__.values()
+            assert isinstance(known_code(response["error"]["code"]), IntEnum)
             assert ex.venue.state_hash() == before
         ex.venue.check_invariants()

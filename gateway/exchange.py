@@ -7,9 +7,13 @@ module reads no clock), closes connections with ``disconnect``, advances time wi
 ends each batch with ``end_batch``, and sends what ``Conn.outbox`` holds. The protocol is
 docs/protocol.md; this module is its executable form.
 
-Ordering (docs/protocol.md §2): the pushes a command causes are appended to the outboxes as
-its events are translated, in the venue's order, and the response after them; book and bbo
-deltas are conflated and appended by ``end_batch``.
+Ordering (docs/protocol.md §2): the pushes a command causes are posted as its events are
+translated (pushes.py), in the venue's order, and the response after them; book and bbo
+deltas are conflated and posted by ``end_batch`` (books.py). Sessions, limits and channels
+are sessions.py; what an op means to the venue is commands.py.
+
+Requests come as frames (``receive``) or, from a peer in this process, as message objects
+(``handle``: the in-process transport of clients/sim, which skips only the encoding).
 
 Faults: no exception raised while handling one request (or one tick, disconnect or batch end)
 escapes this class. A refusal is a ``ProtocolError`` and becomes the request's typed error. Any
@@ -18,10 +22,6 @@ with 9001 ``INTERNAL_ERROR``, the pushes it staged are dropped, and if the venue
 have moved: ``Venue.failed``) the journal is cut back to where it stood before the request and
 the venue is rebuilt from it (``restore``), so that nothing of the request was applied. Pushes
 are staged while a request runs and handed to the outboxes only when it succeeds.
-
-Output is bounded per connection: ``Conn.push`` refuses to queue more than
-``Limits.outbox_bytes`` (counting what the I/O layer still holds, ``Conn.backlog``) and marks
-the connection to be closed with 1008 "slow consumer".
 
 Session guards: cancel-on-disconnect and the dead-man switch promise a cancel "for any reason"
 the connection ends, a crash of the server included. Which accounts hold such a promise is
@@ -32,210 +32,34 @@ accepts a connection.
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from gaemi.engine.codes import RejectReason as R
-from gaemi.engine.codes import Side, TimeInForce
-from gaemi.gateway.wire.auth import ApiKey, verify_logon
-from gaemi.gateway.wire.codec import ProtocolError, decode, encode, request_id
-from gaemi.gateway.wire.messages import (
-    MAX_BATCH, Args, account_command, admin_command, error, ok, order_command,
-    parse_request,
+from gaemi.gateway.books import BOOK_LEVELS, BookFeed
+from gaemi.gateway.commands import account_command, admin_command, order_command
+from gaemi.gateway.pushes import SIDE_NAME, Publisher, position_push
+from gaemi.gateway.sessions import (
+    MAX_CHANNELS, NS_PER_MS, NS_PER_S, PRIVATE_CHANNELS, PUBLIC_KINDS, STRIKE_WINDOW_NS,
+    Bucket, Channel, Conn, Guards, Limits,
 )
+from gaemi.gateway.wire.auth import ApiKey, verify_logon
+from gaemi.gateway.wire.codec import (
+    INPROCESS, ProtocolError, check_message, decode, request_id,
+)
+from gaemi.gateway.wire.errors import GatewayCode as G
+from gaemi.gateway.wire.errors import code_name
+from gaemi.gateway.wire.messages import MAX_BATCH, ORDER_OPS, Args, error, ok, parse_request
 from gaemi.risk import commands as C
 from gaemi.risk.events import (
-    AccountView, Adl, ConditionalAccepted, Deposited, Fill, FundingPayment, FundingSettled,
-    InsuranceTakeover, LeverageSet, Liquidation, MarginModeSet, MarkUpdated, OrderAccepted,
-    OrderAmended, OrderCanceled, OrderTriggered, PositionView, Rejected, Withdrawn,
+    AccountView, ConditionalAccepted, Fill, OrderAccepted, OrderAmended, OrderCanceled,
+    Rejected,
 )
 from gaemi.risk.venue import Venue
 
-
-__all__ = ["BOOK_LEVELS", "Conn", "Exchange", "Guards", "Limits"]
+__all__ = ["Exchange"]
 
 log = logging.getLogger("gaemi.gateway")
-
-BOOK_LEVELS = 1_000  # levels a side in a book snapshot (and the depth deltas are kept to)
-PUBLIC_KINDS = ("book", "bbo", "trades", "mark", "liquidations", "funding")
-PRIVATE_CHANNELS = frozenset({"orders", "fills", "positions", "account"})
-MAX_CHANNELS = 50
-NS_PER_S = 1_000_000_000
-NS_PER_MS = 1_000_000
-STRIKE_WINDOW_NS = 10 * NS_PER_S
-_SIDE_NAME = {int(Side.BUY): "BUY", int(Side.SELL): "SELL"}
-_ORDER_OPS = frozenset({"order.place", "order.cancel", "order.amend", "order.cancelAll"})
-_CANCELED_STATUS = {"expired": "EXPIRED", "fok": "EXPIRED"}
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Rate limits and bounds (docs/protocol.md §7). Buckets hold two seconds' worth."""
-
-    requests_per_second: int = 1_000  # per connection
-    orders_per_second: int = 500  # per account, across its connections
-    outbox_max: int = 10_000  # messages waiting for one connection before it is dropped
-    outbox_bytes: int = 4 * 1024 * 1024  # bytes waiting for one connection: ditto
-    max_connections: int = 1_024  # open at once (the server refuses more with HTTP 503)
-    max_connections_per_address: int = 64  # from one client IP address
-    snapshot_levels_per_request: int = 100  # snapshot.book costs 1 request per this many levels
-
-
-class _Bucket:
-    """A token bucket in integer nano-tokens: ``rate`` a second, capacity two seconds."""
-
-    __slots__ = ("rate", "cap", "level", "last")
-
-    def __init__(self, rate: int, now_ns: int) -> None:
-        self.rate = rate
-        self.cap = 2 * rate * NS_PER_S
-        self.level = self.cap
-        self.last = now_ns
-
-    def take(self, now_ns: int, n: int = 1) -> bool:
-        if now_ns > self.last:
-            self.level = min(self.cap, self.level + (now_ns - self.last) * self.rate)
-            self.last = now_ns
-        if self.level < n * NS_PER_S:
-            return False
-        self.level -= n * NS_PER_S
-        return True
-
-
-SLOW_CONSUMER = (1008, "slow consumer")
-
-
-@dataclass(eq=False, slots=True)
-class Conn:
-    """One connection's session. ``outbox``: frames to send, in order (``outbox_bytes`` of
-    them). ``backlog``: bytes the I/O layer took from the outbox and has not written yet (it
-    keeps this count). ``close``: set when the exchange wants the connection closed,
-    ``(websocket close code, reason)``."""
-
-    cid: int
-    encoding: str
-    bucket: _Bucket
-    max_bytes: int = 4 * 1024 * 1024
-    key: ApiKey | None = None
-    cancel_on_disconnect: bool = False
-    channels: set[str] = field(default_factory=set)
-    outbox: list[str | bytes] = field(default_factory=list)
-    outbox_bytes: int = 0
-    backlog: int = 0
-    strikes: deque[int] = field(default_factory=deque)  # times of refused requests
-    close: tuple[int, str] | None = None
-
-    def send(self, message: dict[str, Any]) -> None:
-        self.push(encode(message, self.encoding))
-
-    def push(self, frame: str | bytes) -> None:
-        """Queue a frame, unless the connection already holds ``max_bytes`` unsent: then it
-        is a slow consumer, its queue is dropped and it is to be closed."""
-        if self.close is SLOW_CONSUMER:
-            return
-        size = len(frame)
-        if self.outbox_bytes + self.backlog + size > self.max_bytes:
-            self.outbox.clear()
-            self.outbox_bytes = 0
-            self.close = SLOW_CONSUMER
-            return
-        self.outbox.append(frame)
-        self.outbox_bytes += size
-
-    def take_outbox(self) -> list[str | bytes]:
-        """The queued frames, handed to the I/O layer (which adds them to ``backlog``)."""
-        frames, self.outbox = self.outbox, []
-        self.backlog += self.outbox_bytes
-        self.outbox_bytes = 0
-        return frames
-
-
-class _Channel:
-    """Subscribers of one channel and its sequence number. ``post`` stages a push (sent by
-    ``publish`` when the request that made it succeeds: ``Exchange._commit``)."""
-
-    __slots__ = ("name", "seq", "conns", "staged")
-
-    def __init__(self, name: str, staged: list[tuple[Any, dict[str, Any]]]) -> None:
-        self.name = name
-        self.seq = 0
-        self.conns: set[Conn] = set()
-        self.staged = staged
-
-    def post(self, data: dict[str, Any]) -> None:
-        if self.conns:
-            self.staged.append((self, data))
-
-    def publish(self, data: dict[str, Any]) -> None:
-        """Send ``data`` to every subscriber. The sequence counts what was sent: a channel
-        nobody listens to does not advance (a new subscriber starts from any ``seq``)."""
-        if not self.conns:
-            return
-        self.seq += 1
-        message = {"ch": self.name, "seq": self.seq, "prev": self.seq - 1, "data": data}
-        frames: dict[str, str | bytes] = {}
-        for conn in self.conns:
-            frame = frames.get(conn.encoding)
-            if frame is None:
-                frame = frames[conn.encoding] = encode(message, conn.encoding)
-            conn.push(frame)
-
-
-class _BookState:
-    """The levels last published on ``book.<symbol>``: deltas are differences from it."""
-
-    __slots__ = ("bids", "asks", "bbo")
-
-    def __init__(self, bids: dict[int, int], asks: dict[int, int]) -> None:
-        self.bids = bids
-        self.asks = asks
-        self.bbo: tuple[Any, ...] | None = None
-
-
-class Guards:
-    """Which accounts hold a promise of a cancel when their connection ends: sessions logged
-    on with ``cancelOnDisconnect`` (counted per account) and armed dead-man switches. Every
-    change is a journal note, so the promises survive a crash (docs/protocol.md §3, §7)."""
-
-    def __init__(self) -> None:
-        self.cod: dict[int, int] = {}  # account -> live sessions that asked for it
-        self.dead_man: set[int] = set()  # accounts whose switch is armed
-
-    def apply(self, note: Any) -> None:
-        """Replay one note (a journal's, or one just made)."""
-        if not isinstance(note, dict):
-            return  # another owner's note
-        kind = note.get("g")
-        if kind == "cod":
-            n = self.cod.get(note["a"], 0) + note["d"]
-            if n > 0:
-                self.cod[note["a"]] = n
-            else:
-                self.cod.pop(note["a"], None)
-        elif kind == "dms":
-            (self.dead_man.add if note["on"] else self.dead_man.discard)(note["a"])
-        elif kind == "reset":
-            self.cod.clear()
-            self.dead_man.clear()
-
-    def accounts(self) -> list[int]:
-        """The accounts whose orders a crash leaves owed a cancel."""
-        return sorted(set(self.cod) | self.dead_man)
-
-    def state(self) -> dict[str, Any]:
-        """For a snapshot (msgpack: no integer map keys)."""
-        return {"cod": sorted(self.cod.items()), "dms": sorted(self.dead_man)}
-
-    @classmethod
-    def from_state(cls, state: Any) -> Guards:
-        guards = cls()
-        if isinstance(state, dict):
-            guards.cod = {int(a): int(n) for a, n in state.get("cod", [])}
-            guards.dead_man = {int(a) for a in state.get("dms", [])}
-        return guards
-
 
 class Exchange:
     """Sessions and channels around one venue. ``keys``: API key -> ApiKey.
@@ -259,17 +83,17 @@ class Exchange:
         self.conns: dict[int, Conn] = {}
         self.shutting_down = False
         self._next_cid = 1
-        self._public: dict[str, _Channel] = {}
+        public: dict[str, Channel] = {}
         for symbol in venue.symbols:
             for kind in PUBLIC_KINDS:
                 name = f"{kind}.{symbol}"
-                self._public[name] = _Channel(name, self._staged)
-        self._private: dict[tuple[int, str], _Channel] = {}
-        self._order_buckets: dict[int, _Bucket] = {}
+                public[name] = Channel(name, self._staged)
+        self._public = public
+        self._pushes = Publisher(public)
+        self._private = self._pushes.private
+        self._books = BookFeed(public)
+        self._order_buckets: dict[int, Bucket] = {}
         self._deadlines: dict[int, int] = {}  # account -> dead-man switch deadline (ns)
-        self._books: dict[str, _BookState] = {}
-        self._touched_books: set[str] = set()
-        self._pending_snapshots: list[tuple[Conn, str]] = []
         self._now = 0
         self._ops: dict[str, Callable[[Conn, Any, dict[str, Any]], Any]] = {
             "ping": self._ping, "instruments": self._instruments,
@@ -286,7 +110,7 @@ class Exchange:
     # -- connections ------------------------------------------------------------------------------
 
     def connect(self, encoding: str, now_ns: int) -> Conn:
-        conn = Conn(self._next_cid, encoding, _Bucket(self.limits.requests_per_second, now_ns),
+        conn = Conn(self._next_cid, encoding, Bucket(self.limits.requests_per_second, now_ns),
                     self.limits.outbox_bytes)
         self._next_cid += 1
         self.conns[conn.cid] = conn
@@ -322,7 +146,7 @@ class Exchange:
             staged = self._staged[:]
             self._staged.clear()  # in place: every channel holds this list
             for target, data in staged:
-                if type(target) is _Channel:
+                if type(target) is Channel:
                     target.publish(data)
                 else:
                     target.send(data)
@@ -406,7 +230,7 @@ class Exchange:
 
     def _system(self, command: Any) -> list[Any]:
         events = self.venue.submit(command)
-        self._publish(events)
+        self._pushes.publish(self.venue, events)
         return events
 
     def recover_guards(self) -> list[int]:
@@ -428,24 +252,41 @@ class Exchange:
     def receive(self, conn: Conn, frame: str | bytes, now_ns: int) -> None:
         """Handle one frame from ``conn``: its pushes and response go to the outboxes.
         Nothing raised while handling it escapes (see the module's "Faults")."""
+        self._request(conn, frame, True, now_ns)
+
+    def handle(self, conn: Conn, message: Any, now_ns: int) -> None:
+        """Handle one request given as a message object (a peer in this process, whose
+        connection is ``INPROCESS``): the same checks and outcome as ``receive``, without the
+        encoding."""
+        self._request(conn, message, False, now_ns)
+
+    def open_session(self, account_id: int, now_ns: int) -> Conn:
+        """An in-process connection already logged on as ``account_id`` (the simulator's
+        agents: the driver holds the money and the keys, as an exchange's own operators do).
+        Not reachable from the wire."""
+        conn = self.connect(INPROCESS, now_ns)
+        conn.key = ApiKey(f"account-{account_id}", "", account_id)
+        return conn
+
+    def _request(self, conn: Conn, frame: Any, encoded: bool, now_ns: int) -> None:
         self._now = now_ns
         rid: Any = None
         savepoint = self._savepoint()
         try:
             try:
-                obj = decode(frame, conn.encoding)
+                obj = decode(frame, conn.encoding) if encoded else check_message(frame)
             except ProtocolError as exc:
                 rid = exc.rid
                 raise
             rid = request_id(obj)
             request = parse_request(obj)
             if self.shutting_down:
-                raise ProtocolError(R.SHUTTING_DOWN, "the server is shutting down")
+                raise ProtocolError(G.SHUTTING_DOWN, "the server is shutting down")
             if not conn.bucket.take(now_ns):
                 self._strike(conn, now_ns)
-                raise ProtocolError(R.RATE_LIMITED, "request rate limit")
+                raise ProtocolError(G.RATE_LIMITED, "request rate limit")
             op = request.op
-            if op in _ORDER_OPS:
+            if op in ORDER_OPS:
                 result = self._order(conn, op, request.args)
             else:
                 result = self._ops[op](conn, op, request.args)
@@ -455,7 +296,7 @@ class Exchange:
             return
         except Exception:
             clean = self._fault(savepoint, f"request {rid!r} on connection {conn.cid}")
-            conn.send(error(rid, R.INTERNAL_ERROR, "INTERNAL_ERROR: the request failed; " + (
+            conn.send(error(rid, G.INTERNAL_ERROR, "INTERNAL_ERROR: the request failed; " + (
                 "nothing of it was applied" if clean else "its outcome is unknown")))
             return
         self._commit()
@@ -471,28 +312,28 @@ class Exchange:
 
     def _account(self, conn: Conn) -> int:
         if conn.key is None:
-            raise ProtocolError(R.NOT_LOGGED_IN, "log on first (session.logon)")
+            raise ProtocolError(G.NOT_LOGGED_IN, "log on first (session.logon)")
         return conn.key.account_id
 
     def _admin(self, conn: Conn) -> None:
         self._account(conn)
         if not conn.key.admin:  # type: ignore[union-attr]
-            raise ProtocolError(R.FORBIDDEN, "an admin key is needed")
+            raise ProtocolError(G.FORBIDDEN, "an admin key is needed")
 
     def _take_orders(self, account: int, n: int) -> None:
         bucket = self._order_buckets.get(account)
         if bucket is None:
-            bucket = self._order_buckets[account] = _Bucket(self.limits.orders_per_second,
+            bucket = self._order_buckets[account] = Bucket(self.limits.orders_per_second,
                                                             self._now)
         if not bucket.take(self._now, n):
-            raise ProtocolError(R.RATE_LIMITED, "order rate limit of the account")
+            raise ProtocolError(G.RATE_LIMITED, "order rate limit of the account")
 
     def _submit(self, command: Any) -> list[Any]:
         """Run a client's command; a rejection becomes the request's error."""
         events = self.venue.submit(command)
         if len(events) == 1 and type(events[0]) is Rejected:
             raise ProtocolError(R(events[0].reason), "")
-        self._publish(events)
+        self._pushes.publish(self.venue, events)
         return events
 
     # -- order ops ----------------------------------------------------------------------------
@@ -522,15 +363,15 @@ class Exchange:
         orders = a.get("orders", list)
         a.done()
         if not orders:
-            raise ProtocolError(R.BAD_ARGUMENT, "orders: at least one")
+            raise ProtocolError(G.BAD_ARGUMENT, "orders: at least one")
         if len(orders) > MAX_BATCH:
-            raise ProtocolError(R.BATCH_TOO_LARGE, f"orders: at most {MAX_BATCH}")
+            raise ProtocolError(G.BATCH_TOO_LARGE, f"orders: at most {MAX_BATCH}")
         items = []
         for i, item in enumerate(orders):
             if not isinstance(item, dict) or set(item) - {"op", "args"} or \
-                    item.get("op") not in _ORDER_OPS or \
+                    item.get("op") not in ORDER_OPS or \
                     not isinstance(item.get("args", {}), dict):
-                raise ProtocolError(R.BAD_ARGUMENT, f"orders[{i}]: {{op: an order op, args}}")
+                raise ProtocolError(G.BAD_ARGUMENT, f"orders[{i}]: {{op: an order op, args}}")
             items.append((item["op"], item.get("args", {})))
         self._take_orders(account, len(items))
         results = []
@@ -553,7 +394,7 @@ class Exchange:
                 self._note({"g": "dms", "a": account, "on": False})
             return {"deadline": 0}
         if not 1_000 <= timeout <= 600_000:
-            raise ProtocolError(R.BAD_ARGUMENT, "timeoutMs: 0, or 1000-600000")
+            raise ProtocolError(G.BAD_ARGUMENT, "timeoutMs: 0, or 1000-600000")
         deadline = self._now + timeout * NS_PER_MS
         if account not in self._deadlines:
             self._note({"g": "dms", "a": account, "on": True})
@@ -584,14 +425,14 @@ class Exchange:
 
     def _logon(self, conn: Conn, op: str, args: dict[str, Any]) -> dict[str, Any]:
         if conn.key is not None:
-            raise ProtocolError(R.ALREADY_LOGGED_IN, "this connection is logged on")
+            raise ProtocolError(G.ALREADY_LOGGED_IN, "this connection is logged on")
         extra = set(args) - {"apiKey", "timestamp", "recvWindow", "cancelOnDisconnect",
                              "signature"}
         if extra:
-            raise ProtocolError(R.BAD_ARGUMENT, f"unknown argument {sorted(extra)[0][:40]!r}")
+            raise ProtocolError(G.BAD_ARGUMENT, f"unknown argument {sorted(extra)[0][:40]!r}")
         cod = args.get("cancelOnDisconnect", False)
         if not isinstance(cod, bool):
-            raise ProtocolError(R.BAD_ARGUMENT, "cancelOnDisconnect: expected boolean")
+            raise ProtocolError(G.BAD_ARGUMENT, "cancelOnDisconnect: expected boolean")
         key = verify_logon(args, self.keys, self._now // NS_PER_MS)
         conn.key = key
         conn.cancel_on_disconnect = cod
@@ -614,7 +455,7 @@ class Exchange:
         names = a.get("channels", list)
         a.done()
         if not 0 < len(names) <= MAX_CHANNELS or not all(isinstance(n, str) for n in names):
-            raise ProtocolError(R.BAD_ARGUMENT, f"channels: 1-{MAX_CHANNELS} names")
+            raise ProtocolError(G.BAD_ARGUMENT, f"channels: 1-{MAX_CHANNELS} names")
         return names
 
     def _subscribe(self, conn: Conn, op: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -623,9 +464,9 @@ class Exchange:
             if name in PRIVATE_CHANNELS:
                 self._account(conn)
             elif name not in self._public:
-                raise ProtocolError(R.UNKNOWN_TOPIC, f"unknown channel {name[:60]!r}")
+                raise ProtocolError(G.UNKNOWN_TOPIC, f"unknown channel {name[:60]!r}")
         if len(conn.channels | set(names)) > MAX_CHANNELS:
-            raise ProtocolError(R.BAD_ARGUMENT, f"at most {MAX_CHANNELS} channels")
+            raise ProtocolError(G.BAD_ARGUMENT, f"at most {MAX_CHANNELS} channels")
         for name in names:
             if name in conn.channels:
                 continue
@@ -634,11 +475,11 @@ class Exchange:
                 key = (conn.key.account_id, name)  # type: ignore[union-attr]
                 channel = self._private.get(key)
                 if channel is None:
-                    channel = self._private[key] = _Channel(name, self._staged)
+                    channel = self._private[key] = Channel(name, self._staged)
                 channel.conns.add(conn)
             elif name.startswith("book."):
                 # joins the channel with its snapshot, after this batch's delta (end_batch)
-                self._pending_snapshots.append((conn, name))
+                self._books.pending.append((conn, name))
             else:
                 self._public[name].conns.add(conn)
         return {"channels": names}
@@ -668,16 +509,16 @@ class Exchange:
         if symbol not in self.venue.symbols:
             raise ProtocolError(R.UNKNOWN_MARKET, f"unknown market {symbol[:40]!r}")
         if not 1 <= depth <= BOOK_LEVELS:
-            raise ProtocolError(R.BAD_ARGUMENT, f"depth: 1-{BOOK_LEVELS}")
+            raise ProtocolError(G.BAD_ARGUMENT, f"depth: 1-{BOOK_LEVELS}")
         # charged by its size: one request per `snapshot_levels_per_request` levels sent
-        state = self._books.get(symbol) or self._live_state(symbol)
+        state = self._books.states.get(symbol) or self._books.state(self.venue, symbol)
         levels = min(depth, len(state.bids)) + min(depth, len(state.asks))
         extra = levels // self.limits.snapshot_levels_per_request
         if extra and not conn.bucket.take(self._now, extra):
             self._strike(conn, self._now)
-            raise ProtocolError(R.RATE_LIMITED, f"request rate limit (a snapshot of {levels} "
+            raise ProtocolError(G.RATE_LIMITED, f"request rate limit (a snapshot of {levels} "
                                 f"levels costs {extra + 1} requests)")
-        bids, asks = self._book_levels(symbol, depth)
+        bids, asks = self._books.levels(self.venue, symbol, depth)
         return {"symbol": symbol, "seq": self._public[f"book.{symbol}"].seq, "bids": bids,
                 "asks": asks, "ts": self.venue.time}
 
@@ -701,7 +542,8 @@ class Exchange:
     def _positions(self, conn: Conn, op: str, args: dict[str, Any]) -> dict[str, Any]:
         Args(args).done()
         view = self._view(conn)
-        return {"positions": [_position(p, self.venue.time) for p in view.positions.values()]}
+        return {"positions": [position_push(p, p.symbol, self.venue.time)
+                              for p in view.positions.values()]}
 
     def _open_orders(self, conn: Conn, op: str, args: dict[str, Any]) -> dict[str, Any]:
         a = Args(args)
@@ -713,7 +555,7 @@ class Exchange:
             if symbol is not None and o["symbol"] != symbol:
                 continue
             row = {"orderId": o["order_id"], "symbol": o["symbol"],
-                   "side": _SIDE_NAME[int(o["side"])], "price": o["price"], "qty": o["qty"],
+                   "side": SIDE_NAME[int(o["side"])], "price": o["price"], "qty": o["qty"],
                    "reduceOnly": o["reduce_only"], "clientOrderId": o["client_order_id"]}
             if "trigger_price" in o:
                 row["triggerPrice"] = o["trigger_price"]
@@ -746,223 +588,16 @@ class Exchange:
 
     # -- events to pushes -----------------------------------------------------------------------
 
-    def _private_push(self, account: int, name: str, data: dict[str, Any]) -> None:
-        channel = self._private.get((account, name))
-        if channel is not None:
-            channel.post(data)
-
-    def _wants(self, account: int, name: str) -> bool:
-        channel = self._private.get((account, name))
-        return channel is not None and bool(channel.conns)
-
-    def _publish(self, events: Iterable[Any]) -> None:
-        ts = self.venue.time
-        public = self._public
-        changed: dict[int, set[str]] = {}  # account -> symbols whose position may have moved
-        for e in events:
-            t = type(e)
-            if t is Fill:
-                self._touched_books.add(e.symbol)
-                liq = e.liquidation_id is not None
-                trades = public["trades." + e.symbol]
-                if trades.conns:  # messages nobody receives are not built
-                    trades.post({
-                        "tradeId": e.trade_id, "price": e.price, "qty": e.qty,
-                        "side": _SIDE_NAME[e.taker_side], "ts": ts, "liquidation": liq,
-                        "liquidationId": e.liquidation_id})
-                for account, oid, side, fee, role in (
-                        (e.taker_account, e.taker_order_id, e.taker_side, e.taker_fee, "taker"),
-                        (e.maker_account, e.maker_order_id, -e.taker_side, e.maker_fee,
-                         "maker")):
-                    changed.setdefault(account, set()).add(e.symbol)
-                    if not self._wants(account, "fills"):
-                        continue
-                    self._private_push(account, "fills", {
-                        "tradeId": e.trade_id, "orderId": oid, "symbol": e.symbol,
-                        "side": _SIDE_NAME[side], "price": e.price, "qty": e.qty, "fee": fee,
-                        "role": role, "liquidation": liq, "ts": ts})
-            elif t is OrderAccepted:
-                self._touched_books.add(e.symbol)
-                if not self._wants(e.account_id, "orders"):
-                    continue
-                self._private_push(e.account_id, "orders", {
-                    "type": "accepted", "orderId": e.order_id,
-                    "clientOrderId": e.client_order_id, "symbol": e.symbol,
-                    "side": _SIDE_NAME[int(e.side)], "price": e.price, "qty": e.qty,
-                    "limit": e.limit, "timeInForce": TimeInForce(e.tif).name,
-                    "postOnly": e.post_only,
-                    "reduceOnly": e.reduce_only, "liquidationId": e.liquidation_id, "ts": ts})
-            elif t is OrderCanceled:
-                self._touched_books.add(e.symbol)
-                if not self._wants(e.account_id, "orders"):
-                    continue
-                self._private_push(e.account_id, "orders", {
-                    "type": "canceled", "orderId": e.order_id, "symbol": e.symbol,
-                    "remaining": e.remaining, "reason": e.reason, "ts": ts})
-            elif t is OrderAmended:
-                self._touched_books.add(e.symbol)
-                self._private_push(e.account_id, "orders", {
-                    "type": "amended", "orderId": e.order_id, "symbol": e.symbol,
-                    "price": e.price, "qty": e.qty, "reason": e.reason, "ts": ts})
-            elif t is ConditionalAccepted:
-                self._private_push(e.account_id, "orders", {
-                    "type": "conditional", "orderId": e.order_id,
-                    "clientOrderId": e.client_order_id, "symbol": e.symbol,
-                    "side": _SIDE_NAME[int(e.side)], "qty": e.qty,
-                    "triggerPrice": e.trigger_price, "triggerKind": e.trigger_kind,
-                    "price": e.price, "reduceOnly": e.reduce_only, "ts": ts})
-            elif t is OrderTriggered:
-                self._private_push(e.account_id, "orders", {
-                    "type": "triggered", "orderId": e.order_id, "symbol": e.symbol,
-                    "triggerPrice": e.trigger_price, "mark": e.mark, "ts": ts})
-            elif t is MarkUpdated:
-                mark = public["mark." + e.symbol]
-                if not mark.conns:
-                    continue
-                mark.post({
-                    "mark": e.mark, "index": e.index, "fundingRate": e.funding_rate,
-                    "nextFundingTime": e.next_funding_ts, "openInterest": e.open_interest,
-                    "ts": e.ts_ns})
-            elif t is Liquidation:
-                changed.setdefault(e.account_id, set()).add(e.symbol)
-                self._private_push(e.account_id, "account", {
-                    "type": "liquidation", "liquidationId": e.liquidation_id,
-                    "symbol": e.symbol, "side": _SIDE_NAME[e.side], "qty": e.qty,
-                    "price": e.price, "mark": e.mark, "bankruptcyPrice": e.bankruptcy_price,
-                    "fee": e.fee, "generation": e.generation, "ts": ts})
-                c = e.cause
-                public["liquidations." + e.symbol].post({
-                    "liquidationId": e.liquidation_id, "side": _SIDE_NAME[e.side],
-                    "qty": e.qty, "price": e.price, "mark": e.mark,
-                    "bankruptcyPrice": e.bankruptcy_price, "bookQty": e.book_qty,
-                    "insuranceQty": e.insurance_qty, "adlQty": e.adl_qty, "fee": e.fee,
-                    "generation": e.generation,
-                    "cause": {"kind": c.kind, "seq": c.seq, "tradeId": c.trade_id,
-                              "liquidationId": c.liquidation_id, "generation": c.generation},
-                    "ts": ts})
-            elif t is FundingSettled:
-                public["funding." + e.symbol].post({
-                    "rate": e.rate, "price": e.price, "perLot": e.per_lot,
-                    "longLots": e.long_lots, "paid": e.paid, "ts": e.ts_ns})
-            elif t is FundingPayment:
-                changed.setdefault(e.account_id, set())
-                self._private_push(e.account_id, "account", {
-                    "type": "funding", "symbol": e.symbol, "size": e.size,
-                    "amount": e.amount, "ts": ts})
-            elif t is Adl or t is InsuranceTakeover:
-                changed.setdefault(e.account_id, set()).add(e.symbol)
-                if t is Adl:
-                    changed.setdefault(e.counterparty, set()).add(e.symbol)
-            elif t is Deposited or t is Withdrawn or t is LeverageSet or t is MarginModeSet:
-                # a balance push; leverage and mode are confirmed by the op's own result
-                changed.setdefault(e.account_id, set())
-        for account, symbols in changed.items():
-            if account <= 0:
-                continue  # an insurance fund
-            want_pos = self._wants(account, "positions") and symbols
-            if not (want_pos or self._wants(account, "account")):
-                continue
-            view = self.venue.account(account)
-            if want_pos:
-                for symbol in sorted(symbols):
-                    p = view.positions.get(symbol)
-                    data = _position(p, ts) if p is not None else _flat(symbol, ts)
-                    self._private_push(account, "positions", data)
-            self._private_push(account, "account", {
-                "type": "balance", "balance": view.balance, "equity": view.equity,
-                "available": view.available, "marginUsed": view.margin_used,
-                "maintenanceMargin": view.maintenance_margin, "ts": ts})
-
-    # -- books ----------------------------------------------------------------------------------
-
-    def _book_levels(self, symbol: str, depth: int) -> tuple[list[list[int]], list[list[int]]]:
-        """The levels as last published (so a snapshot and the next delta agree)."""
-        state = self._books.get(symbol)
-        if state is None:
-            state = self._books[symbol] = self._live_state(symbol)
-        bids = sorted(state.bids.items(), reverse=True)[:depth]
-        asks = sorted(state.asks.items())[:depth]
-        return [list(x) for x in bids], [list(x) for x in asks]
-
-    def _live_state(self, symbol: str) -> _BookState:
-        bids, asks = self.venue.book(symbol).depth(BOOK_LEVELS)
-        return _BookState(dict(bids), dict(asks))
-
     def end_batch(self) -> None:
         """Publish one conflated book and bbo delta per changed market, then the snapshots of
         new book subscribers."""
-        self._guarded(self._end_batch, "the end of a batch")
-
-    def _end_batch(self) -> None:
-        ts = self.venue.time
-        published: dict[str, _BookState] = {}  # the new states, kept only if all went well
-        for symbol in sorted(self._touched_books):
-            book_ch = self._public["book." + symbol]
-            bbo_ch = self._public["bbo." + symbol]
-            state = self._books.get(symbol)
-            if state is None and not book_ch.conns and not bbo_ch.conns:
-                continue
-            live = self._live_state(symbol)
-            if state is not None:
-                bids = _diff(state.bids, live.bids, reverse=True)
-                asks = _diff(state.asks, live.asks, reverse=False)
-                if bids or asks:
-                    book_ch.post({"type": "delta", "bids": bids, "asks": asks, "ts": ts})
-                live.bbo = state.bbo
-            bbo = _bbo(live)
-            if bbo != live.bbo:
-                live.bbo = bbo
-                bbo_ch.post({"bid": bbo[0], "bidQty": bbo[1], "ask": bbo[2],
-                             "askQty": bbo[3], "ts": ts})
-            published[symbol] = live
-        self._books.update(published)
-        self._touched_books.clear()
-        for conn, name in self._pending_snapshots:
-            channel = self._public[name]
-            if conn.cid not in self.conns or name not in conn.channels or conn in channel.conns:
-                continue
-            bids, asks = self._book_levels(name[5:], BOOK_LEVELS)
-            channel.conns.add(conn)
-            self._staged.append((conn, {"ch": name, "seq": channel.seq, "prev": None, "data": {
-                "type": "snapshot", "bids": bids, "asks": asks, "ts": ts}}))
-        self._pending_snapshots.clear()
-        for symbol in [s for s in self._books
-                       if not self._public["book." + s].conns
-                       and not self._public["bbo." + s].conns]:
-            del self._books[symbol]
-
+        self._guarded(lambda: self._books.end_batch(self.venue, self._pushes.touched_books,
+                                                    self.conns, self._staged),
+                      "the end of a batch")
 
 def _message(exc: ProtocolError) -> str:
-    name = R(exc.code).name
+    name = code_name(exc.code)
     return f"{name}: {exc.msg}" if exc.msg else name
-
-
-def _diff(old: dict[int, int], new: dict[int, int], *, reverse: bool) -> list[list[int]]:
-    out = [[p, q] for p, q in new.items() if old.get(p) != q]
-    out += [[p, 0] for p in old if p not in new]
-    out.sort(reverse=reverse)
-    return out
-
-
-def _bbo(state: _BookState) -> tuple[Any, ...]:
-    bid = max(state.bids) if state.bids else None
-    ask = min(state.asks) if state.asks else None
-    return (bid, state.bids[bid] if bid is not None else None,
-            ask, state.asks[ask] if ask is not None else None)
-
-
-def _position(p: PositionView, ts: int) -> dict[str, Any]:
-    return {"symbol": p.symbol, "size": p.size, "entryPrice": p.entry_price,
-            "unrealizedPnl": p.unrealized_pnl, "marginMode": p.margin_mode,
-            "leverage": p.leverage, "isolatedMargin": p.isolated_margin,
-            "maintenanceMargin": p.maintenance_margin, "liquidationPrice": p.liquidation_price,
-            "ts": ts}
-
-
-def _flat(symbol: str, ts: int) -> dict[str, Any]:
-    return {"symbol": symbol, "size": 0, "entryPrice": 0, "unrealizedPnl": 0,
-            "marginMode": None, "leverage": None, "isolatedMargin": 0, "maintenanceMargin": 0,
-            "liquidationPrice": None, "ts": ts}
 
 
 def _place_result(command: Any, events: list[Any]) -> dict[str, Any]:
@@ -980,7 +615,7 @@ def _place_result(command: Any, events: list[Any]) -> dict[str, Any]:
         if t is Fill and e.taker_order_id == oid:
             filled += e.qty
         elif t is OrderCanceled and e.order_id == oid:
-            status = _CANCELED_STATUS.get(e.reason, "CANCELED")
+            status = {"expired": "EXPIRED", "fok": "EXPIRED"}.get(e.reason, "CANCELED")
     if status is None:
         status = "FILLED" if filled == command.qty else \
             "PARTIALLY_FILLED" if filled else "NEW"
