@@ -185,6 +185,6 @@ def print_ready(s: Server, args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``gaemi serve`` without the index feed (the feed is a client: clients/cli.py)."""
+    """``gaemi serve`` without the index feed (the feed is a client: clients/cli/)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     return asyncio.run(serve(server_from_args(args), lambda s: print_ready(s, args)))

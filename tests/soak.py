@@ -49,7 +49,7 @@ from typing import Any
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from gaemi.clients.client import Client, ConnectionLost, RequestError
+from gaemi.clients.live.client import Client, ConnectionLost, RequestError
 from gaemi.gateway.wire.messages import OPS
 from gaemi.risk import Venue
 from gaemi.risk import commands as C

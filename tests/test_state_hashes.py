@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from gaemi.clients.scenario import load_scenario, run
+from gaemi.clients.sim.scenario import load_scenario, run
 from gaemi.risk import Venue
 from tests.clients.test_scenario_run import _small
 from tests.conftest import implementations

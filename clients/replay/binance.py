@@ -227,11 +227,11 @@ def read_recording(path: Path | str) -> Iterator[Record]:
 
 
 def sample_file(name: str = "btcusdt") -> Path:
-    """The embedded sample (clients/data/binance/), or ``name`` itself if it is a path."""
+    """The embedded sample (clients/replay/data/binance/), or ``name`` itself if it is a path."""
     candidate = Path(name)
     if candidate.parent != Path(".") or candidate.exists():
         return candidate
-    data = resources.files("gaemi.clients") / "data" / "binance"
+    data = resources.files("gaemi.clients.replay") / "data" / "binance"
     found = sorted(Path(str(p)) for p in data.iterdir()
                    if p.name.startswith(name) and p.name.endswith(".gz"))
     if not found:

@@ -173,11 +173,11 @@ def read_feed(path: Path | str) -> Feed:
 
 
 def sample_file(name: str = "btcusd") -> Path:
-    """The embedded sample (clients/data/bitfinex/), or ``name`` itself if it is a path."""
+    """The embedded sample (clients/replay/data/bitfinex/), or ``name`` itself if it is a path."""
     candidate = Path(name)
     if candidate.parent != Path(".") or candidate.exists():
         return candidate
-    data = resources.files("gaemi.clients") / "data" / "bitfinex"
+    data = resources.files("gaemi.clients.replay") / "data" / "bitfinex"
     found = sorted(Path(str(p)) for p in data.iterdir()
                    if name.lower() in p.name.lower() and p.name.endswith(".json.gz"))
     if not found:

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gaemi.clients.client import Client, RequestError
+from gaemi.clients.live.client import Client, RequestError
 from gaemi.clients.replay.orderflow import ADMIN_OPS, FlowRecord
 
 

@@ -141,7 +141,7 @@ def sample_files(name: str = "AMZN") -> tuple[Path, Path, int]:
     if prefix.parent != Path("."):
         candidates = prefix.parent.glob(prefix.name + "*_message_*.csv*")
     else:
-        data = resources.files("gaemi.clients") / "data" / "lobster"
+        data = resources.files("gaemi.clients.replay") / "data" / "lobster"
         candidates = (Path(str(p)) for p in data.iterdir() if p.name.startswith(name + "_")
                       and "_message_" in p.name)
     found = sorted(candidates)

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from gaemi.clients.client import Client, connect
+from gaemi.clients.live.client import Client, connect
 from gaemi.gateway.server import Server
 
 

@@ -76,7 +76,7 @@ def test_reader_sample_has_the_documented_records(sample) -> None:
     snapshot = next(r for r in sample if isinstance(r, Snapshot))
     first = sample[0]
 
-    # Assert: the counts of the shipped slice (clients/data/binance/README.md)
+    # Assert: the counts of the shipped slice (clients/replay/data/binance/README.md)
     assert len(sample) == 15_738
     assert (kinds.count(DepthDiff), kinds.count(BookTicker), kinds.count(Trade),
             kinds.count(Snapshot)) == (1_148, 12_088, 2_501, 1)

@@ -37,7 +37,7 @@ def sample():
 
 
 def test_reader_sample_has_the_documented_shape(sample) -> None:
-    # Assert: clients/data/bitfinex/README.md
+    # Assert: clients/replay/data/bitfinex/README.md
     assert sample.channel_id == 8047 and sample.length == 25
     assert sample.subscribed["symbol"] == "tBTCUSD" and sample.subscribed["prec"] == "R0"
     assert len(sample.snapshot) == 50 and len(sample.updates) == 39_997

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from gaemi.clients.book import follow_book
-from gaemi.clients.bots import (
+from gaemi.clients.live.book import follow_book
+from gaemi.clients.live.bots import (
     BOTS,
     Ant,
     AntParams,
@@ -26,8 +26,8 @@ from gaemi.clients.bots import (
     Momentum,
     MomentumParams,
 )
-from gaemi.clients.bots.cli import _run, add_parser, parse_params, read_key
-from gaemi.clients.client import Client, ConnectionLost
+from gaemi.clients.cli.bots import _run, add_parser, parse_params, read_key
+from gaemi.clients.live.client import Client, ConnectionLost
 from gaemi.gateway.server import Server
 from tests.clients.aio import GUARD, INDEX, SYMBOL, exchange, run, until
 

@@ -40,11 +40,11 @@ from typing import Any
 
 import pytest
 
-from gaemi.clients.cascade.metrics import (
+from gaemi.clients.sim.cascade.metrics import (
     CSV_COLUMNS, liquidation_rows, ratio_text, summarize, time_text, usd_text,
 )
-from gaemi.clients.cascade.record import Cohort, RunRecord, Sample
-from gaemi.clients.cascade.report import print_summary, write_outputs
+from gaemi.clients.sim.cascade.record import Cohort, RunRecord, Sample
+from gaemi.clients.sim.cascade.report import print_summary, write_outputs
 from gaemi.risk import AdvanceTime, CancelAll, Deposit, PlaceOrder, SetIndexPrice, SetLeverage, Venue
 from gaemi.risk import preset, usd
 

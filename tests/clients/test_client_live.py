@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from gaemi.clients.book import BookFeed, follow_book
-from gaemi.clients.client import Client, ConnectionLost, RequestError, connect, place_args
+from gaemi.clients.live.book import BookFeed, follow_book
+from gaemi.clients.live.client import Client, ConnectionLost, RequestError, connect, place_args
 from gaemi.engine.codes import RejectReason as R
 from gaemi.gateway.wire.errors import GatewayCode as G
 from gaemi.gateway.server import Server

@@ -1,4 +1,4 @@
-"""The index feed (clients/feed.py) against a live server: it sets real closes through the
+"""The index feed (clients/live/feed.py) against a live server: it sets real closes through the
 authenticated admin op, and only an admin key may."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from fractions import Fraction
 
 import pytest
 
-from gaemi.clients.client import Client, RequestError
-from gaemi.clients.feed import IndexFeed, day_steps, hold_prices
-from gaemi.clients.scenario.prices import load_series
+from gaemi.clients.live.client import Client, RequestError
+from gaemi.clients.live.feed import IndexFeed, day_steps, hold_prices
+from gaemi.clients.marketdata.prices import load_series
 from gaemi.engine.codes import RejectReason as R
 from gaemi.gateway.wire.errors import GatewayCode as G
 from tests.gateway.live import live_server

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from gaemi.clients.book import EMPTY, RESYNCING, SYNCED, LocalBook
+from gaemi.clients.live.book import EMPTY, RESYNCING, SYNCED, LocalBook
 
 CH = "book.NVDA-PERP"
 

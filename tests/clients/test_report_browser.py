@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from gaemi.clients.cascade.metrics import summarize
-from gaemi.clients.cascade.record import Cohort, RunRecord, Sample
-from gaemi.clients.cascade.report import CHARTS, write_outputs
+from gaemi.clients.sim.cascade.metrics import summarize
+from gaemi.clients.sim.cascade.record import Cohort, RunRecord, Sample
+from gaemi.clients.sim.cascade.report import CHARTS, write_outputs
 from gaemi.risk import preset
 from gaemi.risk.events import Adl, BadDebt, Cause, Fill, FundingSettled, InsuranceTakeover, Liquidation
 

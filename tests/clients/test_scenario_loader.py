@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gaemi.clients.scenario import Scenario, ScenarioError, load_scenario, preset_names
-from gaemi.clients.scenario.market import build_spec
-from gaemi.clients.scenario.params import CohortParams
+from gaemi.clients.sim.scenario import Scenario, ScenarioError, load_scenario, preset_names
+from gaemi.clients.sim.scenario.market import build_spec
+from gaemi.clients.sim.scenario.params import CohortParams
 from gaemi.risk.markets import PPB, PRESETS
 
 

@@ -1,7 +1,7 @@
 """The embedded daily series and the intraday index path built around them.
 
 Numbers checked by hand: SK Hynix closed at 1,816,000 KRW on 2026-07-27, opened at 1,662,000
-and closed at 1,550,000 on 2026-07-28 (clients/data/prices/000660.KS.csv.gz). At 1,440 KRW per
+and closed at 1,550,000 on 2026-07-28 (clients/marketdata/data/prices/000660.KS.csv.gz). At 1,440 KRW per
 USD and $0.01 ticks: 1,816,000 / 1,440 = 1,261.1111 -> 126,111 ticks; 1,662,000 / 1,440 =
 1,154.1666 -> 115,417; 1,550,000 / 1,440 = 1,076.3888 -> 107,639 (half up).
 """
@@ -14,9 +14,9 @@ from fractions import Fraction
 
 import pytest
 
-from gaemi.clients.scenario.params import PathParams, ShockParams
-from gaemi.clients.scenario.path import build_days
-from gaemi.clients.scenario.prices import SERIES_OF, load_series, to_ticks
+from gaemi.clients.sim.scenario.params import PathParams, ShockParams
+from gaemi.clients.sim.scenario.path import build_days
+from gaemi.clients.marketdata.prices import SERIES_OF, load_series, to_ticks
 from gaemi.risk.calendar import NS_PER_SECOND, utc_offset_ns
 from gaemi.risk.markets import PRESETS
 

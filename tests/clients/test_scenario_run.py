@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from gaemi.clients.cascade.record import RunRecord
-from gaemi.clients.scenario import Scenario, load_scenario, run
-from gaemi.clients.scenario.cli import main
-from gaemi.clients.scenario.market import build_spec
+from gaemi.clients.sim.cascade.record import RunRecord
+from gaemi.clients.sim.scenario import Scenario, load_scenario, run
+from gaemi.clients.cli.sim import main
+from gaemi.clients.sim.scenario.market import build_spec
 from gaemi.risk.calendar import NS_PER_SECOND
 from gaemi.risk.events import Liquidation
 

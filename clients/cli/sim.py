@@ -1,0 +1,144 @@
+"""``gaemi demo`` and ``gaemi cascade``: run scenarios and write their cascade reports.
+
+``add_parsers(subparsers)`` registers both subcommands on the ``gaemi`` parser; each sets
+``func`` to its handler, which takes the parsed arguments and returns the exit status::
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+``python -m gaemi.clients.cli.sim demo`` runs the same commands without the main ``gaemi``
+entry point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gaemi.clients.cli.common import guarded
+from gaemi.clients.sim.scenario import DEFAULT_PRESET
+from gaemi.clients.sim.scenario.loader import ScenarioError, load_scenario, preset_names
+from gaemi.clients.sim.scenario.params import Scenario
+
+
+__all__ = ["add_parsers", "cmd_cascade", "cmd_demo", "main"]
+
+DEFAULT_OUT = Path("gaemi-out")
+
+
+def add_parsers(subparsers: Any) -> None:
+    """Register ``demo`` and ``cascade`` on an ``argparse`` subparsers object."""
+    presets = ", ".join(preset_names())
+    demo = subparsers.add_parser(
+        "demo", help="the default cascade: retail ants on SKHYNIX-PERP through SK Hynix's "
+                     "real fall of 2026-07-28, with a report",
+        description="Run the default scenario (preset ants-skhynix, docs/scenarios.md) and "
+                    "write its cascade report.")
+    demo.add_argument("--out", type=Path, default=DEFAULT_OUT / "demo",
+                      help="output folder (default: ./gaemi-out/demo)")
+    _common(demo)
+    demo.set_defaults(func=cmd_demo)
+    cascade = subparsers.add_parser(
+        "cascade", help="run a scenario (and optionally a counterfactual) and write the report",
+        description=f"Run a scenario file or preset ({presets}); with --compare, run a second "
+                    "configuration on the same flow and seed and write them side by side.")
+    cascade.add_argument("--scenario", required=True, metavar="FILE|PRESET",
+                         help="a scenario TOML file or a preset name")
+    cascade.add_argument("--compare", metavar="FILE|PRESET",
+                         help="the counterfactual: another scenario run with the same seed")
+    cascade.add_argument("--out", type=Path, default=None,
+                         help="output folder (default: ./gaemi-out/<scenario>[-vs-<compare>])")
+    _common(cascade)
+    cascade.set_defaults(func=cmd_cascade)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=None,
+                        help="replace the scenario's seed (both runs, with --compare)")
+    parser.add_argument("--book", choices=("auto", "compiled", "reference"), default="auto",
+                        help="order-book implementation (default: auto, the compiled book "
+                             "when it is built)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    return _run([DEFAULT_PRESET], args.out, args)
+
+
+def cmd_cascade(args: argparse.Namespace) -> int:
+    refs = [args.scenario] + ([args.compare] if args.compare else [])
+    return _run(refs, args.out, args)
+
+
+def _run(refs: list[str], out: Path | None, args: argparse.Namespace) -> int:
+    from gaemi.clients.sim.cascade.metrics import summarize
+    from gaemi.clients.sim.cascade.report import print_summary, write_outputs
+    from gaemi.clients.sim.scenario.driver import run
+
+    started = time.perf_counter()
+    try:
+        scenarios = [load_scenario(ref, seed=args.seed) for ref in refs]
+    except (ScenarioError, FileNotFoundError) as exc:
+        raise SystemExit(str(exc)) from None
+    if len(scenarios) == 2 and scenarios[0].seed != scenarios[1].seed:
+        print(f"note: the two scenarios have different seeds ({scenarios[0].seed}, "
+              f"{scenarios[1].seed}); pass --seed to run both on the same flow",
+              file=sys.stderr)
+    if out is None:
+        out = DEFAULT_OUT / "-vs-".join(s.name for s in scenarios)
+    records = []
+    run_seconds = 0.0
+    for scenario in scenarios:
+        _describe(scenario)
+        t0 = time.perf_counter()
+        try:
+            records.append(run(scenario, book=args.book, progress=not args.no_progress))
+        except ValueError as exc:  # a scenario the data or the market cannot support
+            raise SystemExit(f"{scenario.name}: {exc}") from None
+        run_seconds += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    paths = write_outputs(records[0], out, compare=records[1] if len(records) > 1 else None)
+    summaries = [summarize(r) for r in records]
+    report_seconds = time.perf_counter() - t0
+    print_summary(summaries[0], compare=summaries[1] if len(summaries) > 1 else None)
+    for record in records:
+        if not record.conservation_ok:
+            problems = record.config.get("run_facts", {}).get("problems", [])
+            print(f"WARNING: {record.scenario}: conservation check failed: {problems[:3]}",
+                  file=sys.stderr)
+    report = Path(paths["report"]).resolve()
+    print(f"\nReport: {report}")
+    print(f"Files:  {report.parent}{os.sep} (summary.json, liquidations.csv, PNG charts"
+          f"{', comparison.json, compare/' if len(records) > 1 else ''})")
+    print(f"Time:   {time.perf_counter() - started:.1f} s (simulation {run_seconds:.1f} s, "
+          f"report {report_seconds:.1f} s) on {_machine()}")
+    return 0 if all(r.conservation_ok for r in records) else 1
+
+
+def _describe(scenario: Scenario) -> None:
+    p = scenario.path
+    days = p.first_day if p.first_day == p.last_day else f"{p.first_day} to {p.last_day}"
+    print(f"Scenario {scenario.name} (seed {scenario.seed}): {scenario.market.symbol}, "
+          f"{days}, {scenario.ants.count:,} ants + {scenario.inverse.count:,} inverse")
+    if scenario.description:
+        print(f"  {scenario.description}")
+
+
+def _machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gaemi.clients.cli.sim")
+    add_parsers(parser.add_subparsers(dest="command", required=True))
+    return guarded(lambda: parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

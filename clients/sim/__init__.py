@@ -1,0 +1,2 @@
+"""The simulator: retail-leverage scenarios run in process (``scenario``) and the cascade
+they leave, measured and reported (``cascade``)."""

@@ -1,0 +1,560 @@
+"""Cascade metrics: what one scenario run did, computed from its ``RunRecord``.
+
+Everything is computed in the venue's integers (ticks, lots, micro-dollars, nanoseconds) and
+exact fractions; a ratio is rounded once, at the end, to a decimal string (half to even). Money
+is reported twice: as an integer count of micro-dollars (``x``) and, for people, as the exact
+decimal dollar amount (``x_usd``: no rounding, a micro-dollar has six decimals). Every
+definition is written down in docs/cascade.md.
+
+The one number the report leads with is the **endogenous multiplier**:
+
+    M = (notional of every liquidation) / (notional of the first-generation liquidations)
+
+A first-generation liquidation was set off by something outside the cascade (an index update,
+an ordinary trade, funding, the clock); every later generation was set off by an earlier
+liquidation. M = 1 means no liquidation caused another. When there is no first-generation
+notional in the watched market (no liquidations at all, or a cross-margin cascade that began
+in another market) M is undefined and reported as ``None`` (JSON null), never 0 or infinity.
+
+This module reads events by their ``kind`` text (risk/events.py), so it depends only on the
+record, not on the venue.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from fractions import Fraction
+from typing import Any
+
+from gaemi.clients.sim.cascade.record import RunRecord, Sample
+
+
+__all__ = [
+    "BUY", "CSV_COLUMNS", "NS_PER_SECOND", "SCHEMA", "SELL", "WIPED_OUT_KEEP", "Tape", "TapeRow",
+    "decimate", "end_ts", "liquidation_rows", "ratio_text", "start_ts", "summarize", "tape",
+    "time_text", "usd_text",
+]
+
+SCHEMA = "gaemi-cascade-summary/1"
+NS_PER_SECOND = 1_000_000_000
+NS_PER_MINUTE = 60 * NS_PER_SECOND
+BUY, SELL = 1, -1
+# an account is "wiped out" when it ends with at most this share of what it deposited
+WIPED_OUT_KEEP = Fraction(1, 10)
+MULTIPLIER_PLACES = 4  # endogenous multiplier, branching ratios: 4 decimals
+RATIO_PLACES = 4  # shares and depth ratios
+BPS_PLACES = 2  # basis points
+PATH_POINTS = 500  # the insurance-fund path in summary.json keeps at most this many points
+UNASSIGNED = "(no cohort)"
+FUND = "insurance fund"  # the label of a fund's own liquidations (negative account ids)
+CSV_COLUMNS = (
+    "ts_ns", "time_utc", "t_s", "liquidation_id", "account", "cohort", "side", "position", "qty",
+    "price", "price_usd", "mark", "bankruptcy_price", "notional", "notional_usd", "book_qty",
+    "insurance_qty", "adl_qty", "fee", "generation", "cause_kind", "cause_seq", "cause_trade_id",
+    "cause_liquidation_id",
+)
+
+
+# -- number formatting ---------------------------------------------------------------------------
+
+
+def usd_text(units: int | None) -> str | None:
+    """Micro-dollars as exact decimal dollars: ``9_650_000`` -> ``"9.65"``, ``1`` ->
+    ``"0.000001"``, at least two decimals, never rounded."""
+    if units is None:
+        return None
+    sign = "-" if units < 0 else ""
+    whole, frac = divmod(abs(units), 1_000_000)
+    digits = f"{frac:06d}".rstrip("0")
+    return f"{sign}{whole}.{digits.ljust(2, '0')}"
+
+
+def ratio_text(num: int | Fraction, den: int | Fraction = 1, places: int = RATIO_PLACES,
+               ) -> str | None:
+    """``num / den`` rounded once, half to even, to ``places`` decimals; None if den is 0."""
+    if den == 0:
+        return None
+    value = Fraction(num) / Fraction(den)
+    scaled = round(value * 10**places)  # Fraction.__round__: half to even
+    sign = "-" if scaled < 0 else ""
+    whole, frac = divmod(abs(scaled), 10**places)
+    return f"{sign}{whole}.{frac:0{places}d}" if places else f"{sign}{whole}"
+
+
+def time_text(ts_ns: int) -> str:
+    """Nanoseconds since the epoch as ISO-8601 UTC with all nine decimals (exact)."""
+    seconds, ns = divmod(ts_ns, NS_PER_SECOND)
+    moment = datetime.fromtimestamp(seconds, tz=UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{ns:09d}Z"
+
+
+# -- the tape: one row per liquidation -----------------------------------------------------------
+
+
+@dataclass(slots=True)
+class TapeRow:
+    """One liquidation as the metrics see it: the venue's event and what is derived from it."""
+
+    ts_ns: int
+    event: Any  # risk.events.Liquidation
+    notional: int  # micro-dollars, exact: see ``tape``
+    cohort: str
+    parent: int | None  # cause.liquidation_id
+
+
+@dataclass(slots=True)
+class Tape:
+    rows: list[TapeRow]
+    by_id: dict[int, TapeRow]
+    children: dict[int, list[int]]  # parent id -> child ids (in tape order)
+    approximate: int  # rows whose notional came from the rounded average price
+    adl: list[tuple[int, Any]]
+    takeovers: list[tuple[int, Any]]
+    bad_debt: list[tuple[int, Any]]
+    funding: list[tuple[int, Any]]
+
+
+def tape(record: RunRecord) -> Tape:
+    """The record's liquidations in the watched market, in the order the venue emitted them.
+
+    Notional of one liquidation, exact, in micro-dollars:
+    ``(sum of its book fills' price x qty + (insurance_qty + adl_qty) x bankruptcy_price)
+    x multiplier``. If the record lacks some of its fills (they do not add up to
+    ``book_qty``), the rounded average is used instead: ``qty x price x multiplier``; such rows
+    are counted in ``approximate``.
+    """
+    market = record.market
+    mult = record.spec.multiplier
+    fill_value: dict[int, int] = defaultdict(int)
+    fill_qty: dict[int, int] = defaultdict(int)
+    rows: list[TapeRow] = []
+    adl, takeovers, bad_debt, funding = [], [], [], []
+    approximate = 0
+    for ts, event in record.events:
+        kind = event.kind
+        if getattr(event, "symbol", market) != market:
+            continue
+        if kind == "fill":
+            lid = event.liquidation_id
+            if lid is not None:
+                fill_value[lid] += event.price * event.qty
+                fill_qty[lid] += event.qty
+        elif kind == "liquidation":
+            lid = event.liquidation_id
+            if fill_qty.get(lid, 0) == event.book_qty:
+                value = fill_value.get(lid, 0) + \
+                    (event.insurance_qty + event.adl_qty) * event.bankruptcy_price
+            else:
+                value = event.qty * event.price
+                approximate += 1
+            cohort = record.cohorts.get(event.account_id)
+            label = cohort.label if cohort else FUND if event.account_id < 0 else UNASSIGNED
+            rows.append(TapeRow(ts, event, value * mult, label, event.cause.liquidation_id))
+        elif kind == "adl":
+            adl.append((ts, event))
+        elif kind == "insurance_takeover":
+            takeovers.append((ts, event))
+        elif kind == "bad_debt":
+            bad_debt.append((ts, event))
+        elif kind == "funding":
+            funding.append((ts, event))
+    by_id = {row.event.liquidation_id: row for row in rows}
+    children: dict[int, list[int]] = defaultdict(list)
+    for row in rows:
+        if row.parent is not None:
+            children[row.parent].append(row.event.liquidation_id)
+    return Tape(rows, by_id, dict(children), approximate, adl, takeovers, bad_debt, funding)
+
+
+def liquidation_rows(record: RunRecord, the_tape: Tape | None = None) -> list[dict[str, Any]]:
+    """The rows of liquidations.csv, one per liquidation (columns: docs/cascade.md)."""
+    t = the_tape or tape(record)
+    start = start_ts(record)
+    spec = record.spec
+    out = []
+    for row in t.rows:
+        e = row.event
+        out.append({
+            "ts_ns": row.ts_ns,
+            "time_utc": time_text(row.ts_ns),
+            "t_s": ratio_text(row.ts_ns - start, NS_PER_SECOND, 3),
+            "liquidation_id": e.liquidation_id,
+            "account": e.account_id,
+            "cohort": row.cohort,
+            "side": "sell" if e.side == SELL else "buy",
+            "position": "long" if e.side == SELL else "short",
+            "qty": e.qty,
+            "price": e.price,
+            "price_usd": usd_text(e.price * spec.tick_size),
+            "mark": e.mark,
+            "bankruptcy_price": e.bankruptcy_price,
+            "notional": row.notional,
+            "notional_usd": usd_text(row.notional),
+            "book_qty": e.book_qty,
+            "insurance_qty": e.insurance_qty,
+            "adl_qty": e.adl_qty,
+            "fee": e.fee,
+            "generation": e.generation,
+            "cause_kind": e.cause.kind,
+            "cause_seq": e.cause.seq,
+            "cause_trade_id": "" if e.cause.trade_id is None else e.cause.trade_id,
+            "cause_liquidation_id": "" if row.parent is None else row.parent,
+        })
+    return out
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def start_ts(record: RunRecord) -> int:
+    """The record's time origin: the earlier of its first sample and its first event."""
+    candidates = []
+    if record.samples:
+        candidates.append(record.samples[0].ts_ns)
+    if record.events:
+        candidates.append(record.events[0][0])
+    return min(candidates) if candidates else 0
+
+
+def end_ts(record: RunRecord) -> int:
+    candidates = []
+    if record.samples:
+        candidates.append(record.samples[-1].ts_ns)
+    if record.events:
+        candidates.append(record.events[-1][0])
+    return max(candidates) if candidates else 0
+
+
+def decimate(xs: list[Any], ys: list[Any], limit: int) -> tuple[list[Any], list[Any]]:
+    """At most about ``limit`` points that keep every bucket's extremes: the series is cut
+    into ``limit // 2`` buckets of consecutive points and each keeps its minimum and maximum
+    (in time order), plus the very last point. ``None`` values are dropped first."""
+    points = [(x, y) for x, y in zip(xs, ys) if y is not None]
+    if len(points) <= limit:
+        return [p[0] for p in points], [p[1] for p in points]
+    buckets = max(1, limit // 2)
+    size = -(-len(points) // buckets)
+    keep: list[tuple[Any, Any]] = []
+    for lo in range(0, len(points), size):
+        chunk = points[lo:lo + size]
+        i_min = min(range(len(chunk)), key=lambda i: chunk[i][1])
+        i_max = max(range(len(chunk)), key=lambda i: chunk[i][1])
+        for i in sorted({i_min, i_max}):
+            keep.append(chunk[i])
+    if keep[-1] is not points[-1]:
+        keep.append(points[-1])
+    return [p[0] for p in keep], [p[1] for p in keep]
+
+
+def _money(out: dict[str, Any], name: str, units: int | None) -> None:
+    out[name] = units
+    out[name + "_usd"] = usd_text(units)
+
+
+def _buckets(rows: list[TapeRow], width_ns: int) -> dict[int, list[int]]:
+    """Bucket start (ns, a multiple of the width since the epoch) -> [notional, count]."""
+    out: dict[int, list[int]] = {}
+    for row in rows:
+        key = row.ts_ns - row.ts_ns % width_ns
+        cell = out.setdefault(key, [0, 0])
+        cell[0] += row.notional
+        cell[1] += 1
+    return out
+
+
+# -- the summary ---------------------------------------------------------------------------------
+
+
+def summarize(record: RunRecord, the_tape: Tape | None = None) -> dict[str, Any]:
+    """The JSON-ready summary of one run (keys and definitions: docs/cascade.md)."""
+    t = the_tape or tape(record)
+    spec = record.spec
+    rows = t.rows
+    out: dict[str, Any] = {
+        "schema": SCHEMA,
+        "scenario": record.scenario,
+        "seed": record.seed,
+        "market": record.market,
+        "config": record.config,
+        "commands": record.commands,
+        "units": {
+            "money": "integer micro-dollars (1 USD = 1,000,000); *_usd: the same amount as "
+                     "exact decimal dollars",
+            "price": f"integer ticks of {usd_text(spec.tick_size)} USD; *_usd: USD per share",
+            "size": f"integer lots of {spec.lot_size} shares",
+            "time": "integer nanoseconds since the Unix epoch (UTC)",
+            "ratios": "decimal strings, computed exactly and rounded once, half to even",
+        },
+        "multiplier": spec.multiplier,
+        "start_ts_ns": start_ts(record),
+        "end_ts_ns": end_ts(record),
+    }
+    out["duration_s"] = ratio_text(out["end_ts_ns"] - out["start_ts_ns"], NS_PER_SECOND, 3)
+
+    # -- the tape and the provenance graph
+    total = sum(r.notional for r in rows)
+    out["liquidations"] = len(rows)
+    out["liquidated_accounts"] = len({r.event.account_id for r in rows})
+    out["liquidated_lots"] = sum(r.event.qty for r in rows)
+    _money(out, "liquidated_notional", total)
+    out["notional_from_average_price"] = t.approximate
+    generations: dict[int, list[TapeRow]] = defaultdict(list)
+    for r in rows:
+        generations[r.event.generation].append(r)
+    first = sum(r.notional for r in generations.get(1, []))
+    _money(out, "first_generation_notional", first)
+    out["max_generation"] = max(generations, default=0)
+    if first:
+        m = Fraction(total, first)
+        out["endogenous_multiplier"] = ratio_text(m, 1, MULTIPLIER_PLACES)
+        out["endogenous_multiplier_fraction"] = f"{m.numerator}/{m.denominator}"
+    else:
+        out["endogenous_multiplier"] = None
+        out["endogenous_multiplier_fraction"] = None
+    table = []
+    for g in sorted(generations):
+        members = generations[g]
+        notional = sum(r.notional for r in members)
+        kids = sum(len(t.children.get(r.event.liquidation_id, ())) for r in members)
+        entry: dict[str, Any] = {
+            "generation": g,
+            "liquidations": len(members),
+            "accounts": len({r.event.account_id for r in members}),
+            "lots": sum(r.event.qty for r in members),
+        }
+        _money(entry, "notional", notional)
+        entry["share"] = ratio_text(notional, total)
+        entry["children"] = kids
+        entry["branching"] = ratio_text(kids, len(members), MULTIPLIER_PLACES)
+        table.append(entry)
+    out["generations"] = table
+    fan = [len(t.children.get(r.event.liquidation_id, ())) for r in rows]
+    distribution = Counter(fan)
+    widest = max(rows, key=lambda r: len(t.children.get(r.event.liquidation_id, ())),
+                 default=None)
+    edges = sum(1 for r in rows if r.parent is not None)
+    out["fan_out"] = {
+        "edges": edges,
+        "roots": sum(1 for r in rows if r.parent is None),
+        "orphans": sum(1 for r in rows if r.parent is not None and r.parent not in t.by_id),
+        "parents": sum(1 for n in fan if n),
+        "max": max(fan, default=0),
+        "max_parent_id": (widest.event.liquidation_id
+                          if widest is not None and max(fan, default=0) else None),
+        "mean": ratio_text(edges, len(rows), MULTIPLIER_PLACES),
+        "mean_of_parents": ratio_text(edges, sum(1 for n in fan if n), MULTIPLIER_PLACES),
+        "distribution": {str(k): distribution[k] for k in sorted(distribution)},
+    }
+    causes = Counter(r.event.cause.kind for r in rows if r.event.generation == 1)
+    out["first_generation_causes"] = dict(sorted(causes.items()))
+
+    sides = {}
+    for name, side in (("long", SELL), ("short", BUY)):
+        members = [r for r in rows if r.event.side == side]
+        entry = {"liquidations": len(members),
+                 "accounts": len({r.event.account_id for r in members}),
+                 "lots": sum(r.event.qty for r in members)}
+        _money(entry, "notional", sum(r.notional for r in members))
+        sides[name] = entry
+    out["by_side"] = sides
+    execution = {
+        "book_lots": sum(r.event.book_qty for r in rows),
+        "insurance_lots": sum(r.event.insurance_qty for r in rows),
+        "adl_lots": sum(r.event.adl_qty for r in rows),
+    }
+    _money(execution, "fees", sum(r.event.fee for r in rows))
+    out["execution"] = execution
+
+    # -- intensity
+    per_second = _buckets(rows, NS_PER_SECOND)
+    out["liquidation_notional_per_second"] = [
+        [ts, notional, count] for ts, (notional, count) in sorted(per_second.items())]
+    peak = max(per_second.items(), key=lambda kv: (kv[1][0], -kv[0]), default=None)
+    _money(out, "max_liquidation_notional_per_second", peak[1][0] if peak else 0)
+    out["peak_second_ts_ns"] = peak[0] if peak else None
+    per_minute = _buckets(rows, NS_PER_MINUTE)
+    peak_m = max(per_minute.items(), key=lambda kv: (kv[1][0], -kv[0]), default=None)
+    _money(out, "max_liquidation_notional_per_minute", peak_m[1][0] if peak_m else 0)
+    out["peak_minute_ts_ns"] = peak_m[0] if peak_m else None
+    out["active_seconds"] = len(per_second)
+
+    # -- the market around it
+    samples = record.samples
+    out["depth_consumed"] = _depth_consumed(samples, rows)
+    _prices(out, record, rows)
+    _overshoot(out, samples)
+    _open_interest(out, samples)
+    _insurance(out, record, t)
+    _bad_debt_and_adl(out, record, t)
+    out["cohorts"] = _cohorts(record, rows)
+    out["conservation_ok"] = record.conservation_ok
+    out["state_hash"] = record.state_hash
+    return out
+
+
+def _depth_consumed(samples: list[Sample], rows: list[TapeRow]) -> dict[str, Any] | None:
+    """Book-executed liquidation lots against the depth resting before the first one.
+
+    The reference is the last sample taken strictly before the first liquidation (or the first
+    sample, if none is earlier). Closing longs sells into the bid, closing shorts buys the ask.
+    """
+    if not samples:
+        return None
+    first_ts = rows[0].ts_ns if rows else samples[-1].ts_ns + 1
+    before = [s for s in samples if s.ts_ns < first_ts]
+    ref = before[-1] if before else samples[0]
+    out: dict[str, Any] = {"reference_ts_ns": ref.ts_ns,
+                           "reference": "before the first liquidation" if before
+                           else "first sample (none before the first liquidation)"}
+    for name, side, depth in (("bid", SELL, ref.bid_depth), ("ask", BUY, ref.ask_depth)):
+        lots = sum(r.event.book_qty for r in rows if r.event.side == side)
+        out[name] = {"book_lots": lots, "pre_cascade_depth_lots": depth,
+                     "ratio": ratio_text(lots, depth)}
+    return out
+
+
+def _prices(out: dict[str, Any], record: RunRecord, rows: list[TapeRow]) -> None:
+    spec = record.spec
+    marks = [s.mark for s in record.samples if s.mark is not None]
+    marks += [r.event.mark for r in rows]
+    indexes = [s.index for s in record.samples if s.index is not None]
+    for name, values, fn in (("min_mark", marks, min), ("max_mark", marks, max),
+                             ("min_index", indexes, min), ("max_index", indexes, max)):
+        value = fn(values) if values else None
+        out[name] = value
+        out[name + "_usd"] = None if value is None else usd_text(value * spec.tick_size)
+    first = next((s for s in record.samples if s.mark is not None), None)
+    last = next((s for s in reversed(record.samples) if s.mark is not None), None)
+    out["mark_start"] = first.mark if first else None
+    out["mark_end"] = last.mark if last else None
+    if first and marks:
+        out["mark_drawdown_ticks"] = first.mark - min(marks)
+        out["mark_drawdown_pct"] = ratio_text(100 * (first.mark - min(marks)), first.mark, 2)
+    else:
+        out["mark_drawdown_ticks"] = out["mark_drawdown_pct"] = None
+
+
+def _overshoot(out: dict[str, Any], samples: list[Sample]) -> None:
+    """mark - index at the samples (ticks; bps of the index). Largest below and above."""
+    below = above = None  # (ticks, sample)
+    for s in samples:
+        if s.mark is None or s.index is None or s.index <= 0:
+            continue
+        gap = s.mark - s.index
+        if gap < 0 and (below is None or gap < below[0]):
+            below = (gap, s)
+        if gap > 0 and (above is None or gap > above[0]):
+            above = (gap, s)
+    detail: dict[str, Any] = {}
+    for name, found in (("below", below), ("above", above)):
+        detail[name] = None if found is None else {
+            "ticks": found[0], "bps": ratio_text(10_000 * found[0], found[1].index, BPS_PLACES),
+            "ts_ns": found[1].ts_ns, "mark": found[1].mark, "index": found[1].index}
+    out["mark_overshoot"] = detail
+    candidates = [c for c in (below, above) if c is not None]
+    worst = max(candidates, key=lambda c: abs(c[0]), default=None)
+    out["max_mark_overshoot_ticks"] = worst[0] if worst else 0
+    out["max_mark_overshoot_bps"] = (
+        ratio_text(10_000 * worst[0], worst[1].index, BPS_PLACES) if worst
+        else ratio_text(0, 1, BPS_PLACES))
+
+
+def _open_interest(out: dict[str, Any], samples: list[Sample]) -> None:
+    if not samples:
+        out["open_interest"] = None
+        return
+    values = [s.open_interest for s in samples]
+    start, end = values[0], values[-1]
+    out["open_interest"] = {"start": start, "end": end, "min": min(values), "max": max(values),
+                            "change": end - start,
+                            "change_pct": ratio_text(100 * (end - start), start, 2)}
+
+
+def _insurance(out: dict[str, Any], record: RunRecord, t: Tape) -> None:
+    start, end = record.insurance_fund_start, record.insurance_fund_end
+    _money(out, "insurance_fund_start", start)
+    _money(out, "insurance_fund_end", end)
+    values = [start, end] + [s.insurance_fund for s in record.samples]
+    low = min(values)
+    _money(out, "insurance_fund_min", low)
+    _money(out, "insurance_fund_drawdown", start - low)
+    out["insurance_fund_drawdown_pct"] = ratio_text(100 * (start - low), start, 2)
+    _money(out, "insurance_fund_change", end - start)
+    # the path: the points where the fund's cash changed, at most PATH_POINTS of them
+    xs, ys, previous = [], [], None
+    for s in record.samples:
+        if s.insurance_fund != previous:
+            xs.append(s.ts_ns)
+            ys.append(s.insurance_fund)
+            previous = s.insurance_fund
+    xs, ys = decimate(xs, ys, PATH_POINTS)
+    out["insurance_fund_path"] = [[x, y] for x, y in zip(xs, ys)]
+    out["insurance_takeovers"] = len(t.takeovers)
+    out["insurance_takeover_lots"] = sum(e.qty for _, e in t.takeovers)
+
+
+def _bad_debt_and_adl(out: dict[str, Any], record: RunRecord, t: Tape) -> None:
+    mult = record.spec.multiplier
+    out["adl_count"] = len(t.adl)
+    out["adl_lots"] = sum(e.qty for _, e in t.adl)
+    _money(out, "adl_notional", sum(e.qty * e.price * mult for _, e in t.adl))
+    out["adl_accounts"] = len({e.account_id for _, e in t.adl})
+    out["adl_liquidations"] = len({e.liquidation_id for _, e in t.adl})
+    out["bad_debt_events"] = len(t.bad_debt)
+    _money(out, "bad_debt", sum(e.uncovered for _, e in t.bad_debt))
+    _money(out, "bad_debt_covered", sum(e.covered for _, e in t.bad_debt))
+    _money(out, "bad_debt_total", sum(e.amount for _, e in t.bad_debt))
+    out["funding_settlements"] = len(t.funding)
+    _money(out, "funding_paid", sum(e.paid for _, e in t.funding))
+
+
+def _natural(text: str) -> list[Any]:
+    """Sort key that puts "ant long 2x" before "ant long 10x"."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part)
+            for part in re.split(r"(\d+)", text)]
+
+
+def _cohorts(record: RunRecord, rows: list[TapeRow]) -> list[dict[str, Any]]:
+    """Outcomes per cohort label, in natural order of label (accounts without a cohort
+    last)."""
+    accounts = set(record.cohorts) | set(record.deposits) | set(record.final_equity)
+    groups: dict[str, list[int]] = defaultdict(list)
+    for account in sorted(accounts):
+        cohort = record.cohorts.get(account)
+        groups[cohort.label if cohort else UNASSIGNED].append(account)
+    liquidated: dict[int, list[TapeRow]] = defaultdict(list)
+    for r in rows:
+        liquidated[r.event.account_id].append(r)
+    out = []
+    for label in sorted(groups, key=lambda s: (s == UNASSIGNED, _natural(s))):
+        members = groups[label]
+        cohort = next((record.cohorts[a] for a in members if a in record.cohorts), None)
+        deposits = sum(record.deposits.get(a, 0) for a in members)
+        known = [a for a in members if a in record.final_equity]
+        equity = sum(record.final_equity[a] for a in known)
+        pnl = sum(record.final_equity[a] - record.deposits.get(a, 0) for a in known)
+        loss = sum(max(0, record.deposits.get(a, 0) - record.final_equity[a]) for a in known)
+        wiped = sum(1 for a in known if record.deposits.get(a, 0) > 0 and
+                    record.final_equity[a] <= WIPED_OUT_KEEP * record.deposits[a])
+        entry: dict[str, Any] = {
+            "label": label,
+            "role": cohort.role if cohort else None,
+            "leverage": cohort.leverage if cohort else None,
+            "accounts": len(members),
+            "liquidated_accounts": sum(1 for a in members if a in liquidated),
+            "liquidations": sum(len(liquidated.get(a, ())) for a in members),
+        }
+        _money(entry, "liquidated_notional",
+               sum(r.notional for a in members for r in liquidated.get(a, ())))
+        _money(entry, "deposits", deposits)
+        _money(entry, "final_equity", equity)
+        _money(entry, "pnl", pnl)
+        _money(entry, "loss", loss)
+        entry["loss_pct"] = ratio_text(100 * loss, deposits, 2)
+        entry["wiped_out"] = wiped
+        entry["bankrupt"] = sum(1 for a in known if record.final_equity[a] <= 0)
+        out.append(entry)
+    return out

@@ -1,0 +1,737 @@
+"""The cascade report: summary.json, liquidations.csv, an interactive report.html, PNG charts
+and a terminal summary (docs/cascade.md).
+
+``report.html`` is one self-contained file: plotly.js is inlined, so it opens offline from
+``file://``. When every chart has been drawn the page sets ``data-charts-rendered`` on
+``<body>`` to the number drawn (``data-charts-expected`` holds the number it will draw), and
+every script error (``window.onerror``, an unhandled promise rejection, a failed plot) adds one
+to ``data-script-errors`` and its message to ``#script-errors``: tests open the page in a
+headless browser and read those attributes.
+
+Long runs are thinned for the charts only (never for the numbers): a time series keeps at most
+``SERIES_POINTS`` points (each bucket of consecutive samples keeps its minimum and maximum, so
+spikes survive), the price chart marks at most ``MARKERS`` liquidations and the cascade graph
+draws at most ``GRAPH_NODES`` liquidations (the largest by notional; the chart's title says
+how many are shown). Liquidations per second become liquidations per bin of ``bin`` seconds
+when the run is longer than ``MAX_BARS`` seconds (the axis says which).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import math
+from collections import defaultdict
+from datetime import datetime, timedelta
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from gaemi.clients.sim.cascade.metrics import (
+    CSV_COLUMNS, NS_PER_SECOND, Tape, decimate, liquidation_rows, ratio_text, start_ts, summarize,
+    tape, time_text, usd_text,
+)
+from gaemi.clients.sim.cascade.record import RunRecord
+from gaemi.risk.markets import UNIT
+
+
+__all__ = [
+    "CHARTS", "KEY_METRICS", "PNG_CHARTS", "comparison", "print_summary", "write_outputs",
+]
+
+SERIES_POINTS = 4_000
+MARKERS = 5_000
+GRAPH_NODES = 4_000
+MAX_BARS = 1_200
+GENERATION_GROUPS = 6  # generations 1..5 apart, 6 and later together ("6+")
+CHARTS = ("price", "liquidations", "open_interest", "insurance_fund", "graph")
+PNG_CHARTS = ("price", "liquidations_per_second", "insurance_fund", "open_interest",
+              "cascade_graph")
+_EPOCH = datetime(1970, 1, 1)
+_GEN_COLORS = ("#1f77b4", "#ff7f0e", "#d62728", "#9467bd", "#8c564b", "#7f7f7f")
+_COHORT_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
+                  "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+
+# (label, summary key or a function of the summary) for the terminal and the HTML tables
+KEY_METRICS: tuple[tuple[str, Any], ...] = (
+    ("liquidations", "liquidations"),
+    ("liquidated accounts", "liquidated_accounts"),
+    ("liquidated notional (USD)", "liquidated_notional_usd"),
+    ("first-generation notional (USD)", "first_generation_notional_usd"),
+    ("max generation", "max_generation"),
+    ("endogenous multiplier", "endogenous_multiplier"),
+    ("mean fan-out (children per liquidation)", lambda s: s["fan_out"]["mean"]),
+    ("max fan-out", lambda s: s["fan_out"]["max"]),
+    ("peak liquidation notional per second (USD)", "max_liquidation_notional_per_second_usd"),
+    ("peak liquidation notional per minute (USD)", "max_liquidation_notional_per_minute_usd"),
+    ("bid depth consumed (book lots / depth before)",
+     lambda s: (s["depth_consumed"] or {}).get("bid", {}).get("ratio")),
+    ("ask depth consumed (book lots / depth before)",
+     lambda s: (s["depth_consumed"] or {}).get("ask", {}).get("ratio")),
+    ("min mark (USD)", "min_mark_usd"),
+    ("max mark (USD)", "max_mark_usd"),
+    ("mark drawdown (%)", "mark_drawdown_pct"),
+    ("max mark overshoot vs index (ticks)", "max_mark_overshoot_ticks"),
+    ("max mark overshoot vs index (bps)", "max_mark_overshoot_bps"),
+    ("open interest change (%)", lambda s: (s["open_interest"] or {}).get("change_pct")),
+    ("insurance fund start (USD)", "insurance_fund_start_usd"),
+    ("insurance fund end (USD)", "insurance_fund_end_usd"),
+    ("insurance fund min (USD)", "insurance_fund_min_usd"),
+    ("insurance takeovers (lots)", "insurance_takeover_lots"),
+    ("ADL count", "adl_count"),
+    ("ADL notional (USD)", "adl_notional_usd"),
+    ("bad debt, uncovered (USD)", "bad_debt_usd"),
+    ("bad debt, covered by the fund (USD)", "bad_debt_covered_usd"),
+    ("conservation ok", "conservation_ok"),
+    ("state hash", "state_hash"),
+)
+
+
+def _metric(summary: dict[str, Any], key: Any) -> Any:
+    return key(summary) if callable(key) else summary.get(key)
+
+
+def _dollars(text: str | None) -> str:
+    """Exact decimal dollars for reading: rounded to cents (half to even), thousands
+    separated. Only the terminal and the HTML tables do this; JSON and CSV stay exact."""
+    if text is None:
+        return "–"
+    cents = round(Fraction(text) * 100)
+    whole, frac = divmod(abs(cents), 100)
+    return f"{'-' if cents < 0 else ''}{whole:,}.{frac:02d}"
+
+
+def _shown(label: str, value: Any) -> str:
+    if value is None:
+        return "–"
+    if "(USD)" in label and isinstance(value, str):
+        return _dollars(value)
+    return str(value)
+
+
+# -- comparison -----------------------------------------------------------------------------------
+
+
+def _delta(a: Any, b: Any) -> Any:
+    """b - a for two integers or two decimal strings (exact), else None (hashes, flags)."""
+    if isinstance(a, bool) or isinstance(b, bool) or a is None or b is None:
+        return None
+    if isinstance(a, int) and isinstance(b, int):
+        return b - a
+    if isinstance(a, str) and isinstance(b, str) and "." in a and "." in b:
+        try:
+            fa, fb = Fraction(a), Fraction(b)
+        except ValueError:
+            return None
+        places = max(len(x.partition(".")[2]) for x in (a, b))
+        return ratio_text(fb - fa, 1, places)
+    return None
+
+
+def _run_label(summary: dict[str, Any]) -> str:
+    label = summary["config"].get("label") if isinstance(summary.get("config"), dict) else None
+    return str(label or summary["scenario"])
+
+
+def _flat(config: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested configuration as dotted keys: {"market": {"symbol": x}} -> {"market.symbol": x}."""
+    if not isinstance(config, dict):
+        return {prefix: config} if prefix else {}
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, name))
+        else:
+            out[name] = value
+    return out
+
+
+def comparison(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Two summaries side by side: every key metric with ``delta`` = b - a (exact), and the
+    configuration values that differ (nested keys dotted: ``market.symbol``)."""
+    ca, cb = _flat(a.get("config") or {}), _flat(b.get("config") or {})
+    differences = {k: [ca.get(k), cb.get(k)] for k in sorted(set(ca) | set(cb))
+                   if ca.get(k) != cb.get(k)}
+    rows = []
+    for label, key in KEY_METRICS:
+        va, vb = _metric(a, key), _metric(b, key)
+        rows.append({"metric": label, "a": va, "b": vb, "delta": _delta(va, vb)})
+    return {
+        "a": {"label": _run_label(a), "scenario": a["scenario"], "seed": a["seed"]},
+        "b": {"label": _run_label(b), "scenario": b["scenario"], "seed": b["seed"]},
+        "same_seed": a["seed"] == b["seed"],
+        "same_market": a["market"] == b["market"],
+        "config_differences": differences,
+        "metrics": rows,
+        "generations": {"a": a["generations"], "b": b["generations"]},
+        "cohorts": {"a": a["cohorts"], "b": b["cohorts"]},
+    }
+
+
+# -- outputs --------------------------------------------------------------------------------------
+
+
+def _json_text(value: Any, depth: int = 0) -> str:
+    """Indented JSON whose lists of plain values (and each row of a list of rows) stay on one
+    line: a long per-second series is one line per second, not five."""
+    pad = "  " * depth
+    if isinstance(value, dict) and value:
+        items = [f"{pad}  {json.dumps(str(k))}: {_json_text(v, depth + 1)}"
+                 for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        items = [f"{pad}  {_json_text(v, depth + 1)}" for v in value]
+        return "[\n" + ",\n".join(items) + f"\n{pad}]"
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def _json_bytes(data: Any) -> bytes:
+    return (_json_text(data) + "\n").encode()
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(CSV_COLUMNS), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _write_run(record: RunRecord, out_dir: Path, t: Tape, summary: dict[str, Any],
+               series: dict[str, Any], prefix: str) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {f"{prefix}summary": out_dir / "summary.json",
+             f"{prefix}liquidations": out_dir / "liquidations.csv"}
+    paths[f"{prefix}summary"].write_bytes(_json_bytes(summary))
+    _write_csv(paths[f"{prefix}liquidations"], liquidation_rows(record, t))
+    for name, path in _pngs(series, summary, out_dir).items():
+        paths[f"{prefix}png_{name}"] = path
+    return paths
+
+
+def write_outputs(record: RunRecord, out_dir: str | Path, *,
+                  compare: RunRecord | None = None) -> dict[str, Path]:
+    """Write the report of ``record`` (and, with ``compare``, of a second run of the same flow
+    under another configuration) into ``out_dir``; return what was written, by name.
+
+    Names: ``summary``, ``liquidations``, ``report``, ``png_<chart>``; with ``compare`` also
+    ``comparison`` (comparison.json) and ``compare_summary``, ``compare_liquidations``,
+    ``compare_png_<chart>`` (the second run's files, in ``out_dir/compare/``).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = [(record, out, "")]
+    if compare is not None:
+        runs.append((compare, out / "compare", "compare_"))
+    paths: dict[str, Path] = {}
+    views = []
+    for rec, directory, prefix in runs:
+        t = tape(rec)
+        summary = summarize(rec, t)
+        series = _series(rec, t)
+        paths.update(_write_run(rec, directory, t, summary, series, prefix))
+        views.append((summary, series))
+    if compare is not None:
+        paths["comparison"] = out / "comparison.json"
+        paths["comparison"].write_bytes(_json_bytes(comparison(views[0][0], views[1][0])))
+    paths["report"] = out / "report.html"
+    paths["report"].write_text(_html(views), encoding="utf-8")
+    return paths
+
+
+# -- chart data -----------------------------------------------------------------------------------
+
+
+def _gen_group(generation: int) -> int:
+    return min(generation, GENERATION_GROUPS)
+
+
+def _gen_name(group: int) -> str:
+    return f"gen {group}+" if group == GENERATION_GROUPS else f"gen {group}"
+
+
+def _series(record: RunRecord, t: Tape) -> dict[str, Any]:
+    """Everything the charts draw: times in ns (converted per chart), values in floats for
+    people (USD, lots)."""
+    spec = record.spec
+    t0 = start_ts(record)
+    px = spec.tick_size / UNIT
+    samples = record.samples
+    xs = [s.ts_ns for s in samples]
+    out: dict[str, Any] = {"t0": t0, "title": f"{record.scenario} · seed {record.seed} · "
+                           f"{record.market}"}
+    for name in ("index", "mark", "last"):
+        values = [None if getattr(s, name) is None else getattr(s, name) * px for s in samples]
+        out[name] = decimate(xs, values, SERIES_POINTS)
+    out["open_interest"] = decimate(xs, [s.open_interest for s in samples], SERIES_POINTS)
+    out["insurance_fund"] = decimate(xs, [s.insurance_fund / UNIT for s in samples],
+                                     SERIES_POINTS)
+    rows = t.rows
+    # liquidation markers on the price chart: the largest MARKERS by notional
+    shown = rows if len(rows) <= MARKERS else sorted(
+        sorted(rows, key=lambda r: -r.notional)[:MARKERS], key=lambda r: r.ts_ns)
+    out["markers"] = {"x": [r.ts_ns for r in shown],
+                      "y": [r.event.price * px for r in shown],
+                      "generation": [r.event.generation for r in shown],
+                      "shown": len(shown), "total": len(rows)}
+    # liquidation notional per bin, stacked by generation group
+    span = max(1, math.ceil((record.samples[-1].ts_ns - t0) / NS_PER_SECOND)
+               if record.samples else 1)
+    if rows:
+        span = max(span, math.ceil((rows[-1].ts_ns - t0) / NS_PER_SECOND) + 1)
+    width = 1 if span <= MAX_BARS else math.ceil(span / (MAX_BARS // 2))
+    bins: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for r in rows:
+        b = (r.ts_ns - t0) // (width * NS_PER_SECOND)
+        bins[_gen_group(r.event.generation)][b] += r.notional
+    # bins by index: bin b starts at t0 + b * width seconds
+    out["per_bin"] = {"width": width, "t0": t0, "groups": {
+        g: (sorted(cells), [cells[b] / UNIT for b in sorted(cells)])
+        for g, cells in sorted(bins.items())}}
+    # cumulative liquidated notional (for the comparison overlay)
+    cum, cx, cy = 0, [t0], [0.0]
+    for r in rows:
+        cum += r.notional
+        cx.append(r.ts_ns)
+        cy.append(cum / UNIT)
+    cx.append(max(cx[-1], xs[-1] if xs else t0))
+    cy.append(cum / UNIT)
+    out["cumulative"] = decimate(cx, cy, SERIES_POINTS)
+    out["graph"] = _graph(t, spec)
+    return out
+
+
+def _graph(t: Tape, spec: Any) -> dict[str, Any]:
+    """Nodes placed by generation (x) and, within one, near their parents (y in (0, 1))."""
+    rows = t.rows
+    by_gen: dict[int, list[Any]] = defaultdict(list)
+    for r in rows:
+        by_gen[r.event.generation].append(r)
+    if len(rows) > GRAPH_NODES:
+        # every generation keeps its share of GRAPH_NODES (at least 25), the largest first
+        keep = set()
+        for members in by_gen.values():
+            quota = max(min(len(members), 25), GRAPH_NODES * len(members) // len(rows))
+            keep.update(r.event.liquidation_id
+                        for r in sorted(members, key=lambda r: -r.notional)[:quota])
+        rows = [r for r in rows if r.event.liquidation_id in keep]
+        by_gen = defaultdict(list)
+        for r in rows:
+            by_gen[r.event.generation].append(r)
+    y: dict[int, float] = {}
+    for g in sorted(by_gen):
+        members = sorted(by_gen[g], key=lambda r: (y.get(r.parent, -1.0), r.event.liquidation_id))
+        for rank, r in enumerate(members):
+            y[r.event.liquidation_id] = (rank + 0.5) / len(members)
+    biggest = max((r.notional for r in rows), default=1) or 1
+    nodes = []
+    for r in rows:
+        e = r.event
+        nodes.append({
+            "id": e.liquidation_id, "x": e.generation, "y": y[e.liquidation_id],
+            # bigger for more notional, smaller where a generation is crowded
+            "size": max(3.0, min(6 + 16 * math.sqrt(r.notional / biggest),
+                                 330 / len(by_gen[e.generation]))), "cohort": r.cohort,
+            "text": (f"#{e.liquidation_id} · account {e.account_id} ({html.escape(r.cohort)})"
+                     f"<br>generation {e.generation} · {e.qty} lots"
+                     f" @ {usd_text(e.price * spec.tick_size)}"
+                     f"<br>notional {usd_text(r.notional)} USD<br>cause {e.cause.kind}"
+                     + (f" ← #{r.parent}" if r.parent is not None else "")),
+        })
+    edges = [(t.by_id[r.parent].event.generation, y[r.parent], r.event.generation,
+              y[r.event.liquidation_id]) for r in rows if r.parent in y]
+    return {"nodes": nodes, "edges": edges, "shown": len(rows), "total": len(t.rows)}
+
+
+# -- plotly figures (plain dicts: no validation, fast) --------------------------------------------
+
+
+def _layout(title: str, x_title: str, y_title: str, **extra: Any) -> dict[str, Any]:
+    layout = {"title": {"text": title, "font": {"size": 14}, "x": 0.01, "xanchor": "left"},
+              "margin": {"l": 60, "r": 20, "t": 50, "b": 45}, "height": 360,
+              "xaxis": {"title": {"text": x_title}, "type": "date"},
+              "yaxis": {"title": {"text": y_title}},
+              "legend": {"orientation": "h", "y": -0.2}, "template": None,
+              "hovermode": "closest"}
+    layout.update(extra)
+    return layout
+
+
+def _isos(xs: list[int]) -> list[float]:
+    """Times for plotly's date axis: milliseconds since the epoch (plotly reads numbers on a
+    date axis that way; a float keeps microseconds at today's dates)."""
+    return [x / 1_000_000 for x in xs]
+
+
+def _when(ts_ns: int) -> datetime:
+    """A time for matplotlib (naive UTC, microseconds)."""
+    return _EPOCH + timedelta(microseconds=ts_ns // 1000)
+
+
+def _bin_starts(bins: dict[str, Any], indices: list[int]) -> list[int]:
+    return [bins["t0"] + b * bins["width"] * NS_PER_SECOND for b in indices]
+
+
+def _figures(series: dict[str, Any], summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    x_title = "time (UTC)"
+    figs: dict[str, dict[str, Any]] = {}
+    data = []
+    for name, color in (("index", "#2ca02c"), ("mark", "#1f77b4"), ("last", "#aaaaaa")):
+        xs, ys = series[name]
+        data.append({"type": "scatter", "mode": "lines", "name": name, "x": _isos(xs), "y": ys,
+                     "line": {"color": color, "width": 1.5 if name != "last" else 1}})
+    m = series["markers"]
+    data.append({"type": "scatter", "mode": "markers", "name": "liquidations",
+                 "x": _isos(m["x"]),
+                 "y": m["y"], "marker": {"size": 6, "symbol": "x", "color": m["generation"],
+                                         "colorscale": "Reds", "cmin": 1,
+                                         "cmax": max(m["generation"], default=1) or 1,
+                                         "colorbar": {"title": {"text": "gen"}, "len": 0.6}},
+                 "text": [f"generation {g}" for g in m["generation"]]})
+    note = "" if m["shown"] == m["total"] else f" ({m['shown']} of {m['total']} marked)"
+    figs["price"] = {"data": data, "layout": _layout(f"Index, mark and last price{note}",
+                                                     x_title, "USD per share")}
+    bins = series["per_bin"]
+    data = []
+    for g, (xs, ys) in bins["groups"].items():
+        data.append({"type": "bar", "name": _gen_name(g), "x": _isos(_bin_starts(bins, xs)),
+                     "y": ys, "width": bins["width"] * 1000, "offset": 0,
+                     "marker": {"color": _GEN_COLORS[g - 1]}})
+    unit = "second" if bins["width"] == 1 else f"{bins['width']} s"
+    figs["liquidations"] = {"data": data, "layout": _layout(
+        f"Liquidation notional per {unit}, by generation", x_title, "USD", barmode="stack")}
+    xs, ys = series["open_interest"]
+    figs["open_interest"] = {"data": [{"type": "scatter", "mode": "lines", "name": "OI",
+                                       "x": _isos(xs), "y": ys,
+                                       "line": {"color": "#9467bd"}}],
+                             "layout": _layout("Open interest (one side)", x_title, "lots")}
+    xs, ys = series["insurance_fund"]
+    layout = _layout("Insurance fund (cash)", x_title, "USD")
+    layout["yaxis"]["tickformat"] = ",.2f"
+    figs["insurance_fund"] = {"data": [{"type": "scatter", "mode": "lines", "name": "fund",
+                                        "x": _isos(xs), "y": ys,
+                                        "line": {"color": "#17becf"}}],
+                              "layout": layout}
+    figs["graph"] = _graph_figure(series["graph"], summary)
+    return figs
+
+
+def _graph_figure(graph: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    ex, ey = [], []
+    for x0, y0, x1, y1 in graph["edges"]:
+        ex += [x0, x1, None]
+        ey += [y0, y1, None]
+    data: list[dict[str, Any]] = [{"type": "scatter", "mode": "lines", "name": "caused",
+                                   "x": ex, "y": ey, "hoverinfo": "skip",
+                                   "line": {"color": "rgba(120,120,120,0.45)", "width": 1}}]
+    cohorts = sorted({n["cohort"] for n in graph["nodes"]})
+    for i, cohort in enumerate(cohorts):
+        nodes = [n for n in graph["nodes"] if n["cohort"] == cohort]
+        data.append({"type": "scatter", "mode": "markers", "name": cohort,
+                     "x": [n["x"] for n in nodes], "y": [n["y"] for n in nodes],
+                     "text": [n["text"] for n in nodes], "hoverinfo": "text",
+                     "marker": {"size": [n["size"] for n in nodes],
+                                "color": _COHORT_COLORS[i % len(_COHORT_COLORS)],
+                                "line": {"width": 0.5, "color": "#333"}}})
+    shown = "" if graph["shown"] == graph["total"] else \
+        f" ({graph['shown']} of {graph['total']} shown, the largest of each generation)"
+    title = (f"Cascade graph by generation{shown} · multiplier "
+             f"{summary['endogenous_multiplier'] or 'n/a'}")
+    max_gen = max(summary["max_generation"], 1)
+    return {"data": data, "layout": _layout(
+        title, "generation", "", height=420,
+        xaxis={"title": {"text": "generation"}, "dtick": 1, "range": [0.5, max_gen + 0.5]},
+        yaxis={"visible": False, "range": [0, 1]})}
+
+
+def _overlay_figure(views: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
+    data = []
+    for (summary, series), dash, name in zip(views, ("solid", "dash"), ("A", "B")):
+        xs, ys = series["mark"]
+        data.append({"type": "scatter", "mode": "lines", "x": _isos(xs), "y": ys,
+                     "name": f"{name} mark ({_run_label(summary)})",
+                     "line": {"dash": dash, "color": "#1f77b4"}})
+        xs, ys = series["cumulative"]
+        data.append({"type": "scatter", "mode": "lines", "x": _isos(xs), "y": ys, "yaxis": "y2",
+                     "line": {"dash": dash, "color": "#d62728", "shape": "hv"},
+                     "name": f"{name} cumulative liquidated ({_run_label(summary)})"})
+    x_title = "time (UTC)"
+    return {"data": data, "layout": _layout(
+        "A vs B: mark and cumulative liquidated notional", x_title, "mark, USD per share",
+        height=420, yaxis2={"title": {"text": "liquidated, USD"}, "overlaying": "y",
+                            "side": "right"})}
+
+
+# -- the page -------------------------------------------------------------------------------------
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1800px}
+h1{font-size:1.4em;margin:0 0 .2em} h2{font-size:1.1em;margin:1.4em 0 .4em}
+table{border-collapse:collapse;font-size:.9em;margin:.3em 0}
+td,th{border-bottom:1px solid #ddd;padding:.25em .6em;text-align:right}
+td:first-child,th:first-child{text-align:left;white-space:nowrap}
+.runs{display:grid;grid-template-columns:repeat(var(--runs),minmax(0,1fr));gap:1.2em}
+.runs>div{overflow-x:auto}
+.chart{min-height:360px;border:1px solid #eee;margin:.4em 0}
+.note{color:#666;font-size:.85em} #script-errors{color:#b00}
+"""
+
+_BOOT = """
+(function(){
+  var b=document.body, errs=[];
+  function record(msg){errs.push(String(msg));b.setAttribute('data-script-errors',errs.length);
+    var p=document.getElementById('script-errors'); if(p){p.textContent=errs.join('\\n');}}
+  window.gaemiRecordError=record;
+  window.onerror=function(msg,src,line){record(msg+' ('+src+':'+line+')');};
+  window.addEventListener('unhandledrejection',function(e){record('rejection: '+e.reason);});
+})();
+"""
+
+_RENDER = """
+(function(){
+  var b=document.body, figs=JSON.parse(document.getElementById('gaemi-figures').textContent);
+  var ids=Object.keys(figs), done=0;
+  if(typeof Plotly==='undefined'){gaemiRecordError('plotly.js did not load');return;}
+  ids.forEach(function(id){
+    var f=figs[id];
+    Plotly.newPlot(id,f.data,f.layout,{responsive:true,displaylogo:false}).then(function(){
+      done+=1; b.setAttribute('data-charts-rendered',done);
+      if(done===ids.length){b.setAttribute('data-charts-done','true');}
+    }).catch(function(e){gaemiRecordError('chart '+id+': '+e);});
+  });
+})();
+"""
+
+
+def _esc(value: Any) -> str:
+    if value is None:
+        return "–"
+    return html.escape(str(value))
+
+
+def _table(head: list[str], rows: list[list[Any]]) -> str:
+    out = ["<table><thead><tr>", *(f"<th>{_esc(h)}</th>" for h in head), "</tr></thead><tbody>"]
+    for row in rows:
+        out.append("<tr>" + "".join(f"<td>{_esc(v)}</td>" for v in row) + "</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _generation_table(summary: dict[str, Any]) -> str:
+    return _table(["generation", "liquidations", "accounts", "lots", "notional (USD)", "share",
+                   "children", "branching"],
+                  [[g["generation"], g["liquidations"], g["accounts"], g["lots"],
+                    _dollars(g["notional_usd"]), g["share"], g["children"], g["branching"]]
+                   for g in summary["generations"]])
+
+
+def _cohort_table(summary: dict[str, Any]) -> str:
+    return _table(["cohort", "role", "leverage", "accounts", "liquidated", "liquidations",
+                   "liquidated notional (USD)", "deposits (USD)", "final equity (USD)",
+                   "PnL (USD)", "loss (USD)", "loss %", "wiped out", "bankrupt"],
+                  [[c["label"], c["role"], c["leverage"], c["accounts"],
+                    c["liquidated_accounts"], c["liquidations"],
+                    *(_dollars(c[k]) for k in ("liquidated_notional_usd", "deposits_usd",
+                                               "final_equity_usd", "pnl_usd", "loss_usd")),
+                    c["loss_pct"], c["wiped_out"], c["bankrupt"]] for c in summary["cohorts"]])
+
+
+def _html(views: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
+    from plotly.offline import get_plotlyjs
+
+    figures: dict[str, dict[str, Any]] = {}
+    columns = []
+    names = ("A", "B") if len(views) > 1 else ("",)
+    for (summary, series), name in zip(views, names):
+        figs = _figures(series, summary)
+        prefix = f"run{name.lower() or 'a'}"
+        head = f"{name}: " if name else ""
+        parts = [f"<h2>{_esc(head + _run_label(summary))} · seed {_esc(summary['seed'])}</h2>"]
+        for chart in CHARTS:
+            div = f"{prefix}-{chart}"
+            figures[div] = figs[chart]
+            if chart == "graph":
+                parts.append("<h3>Generations</h3>" + _generation_table(summary))
+            parts.append(f'<div class="chart" id="{div}"></div>')
+        parts.append("<h3>Cohorts</h3>" + _cohort_table(summary))
+        parts.append("<h3>Configuration</h3><pre>"
+                     + _esc(json.dumps(summary["config"], indent=1, default=str)) + "</pre>")
+        columns.append("<div>" + "".join(parts) + "</div>")
+    first = views[0][0]
+    if len(views) > 1:
+        cmp = comparison(views[0][0], views[1][0])
+        head = ["metric", f"A: {cmp['a']['label']}", f"B: {cmp['b']['label']}", "B − A"]
+        key_table = _table(head, [[r["metric"], _shown(r["metric"], r["a"]),
+                                   _shown(r["metric"], r["b"]),
+                                   "" if r["delta"] is None else _shown(r["metric"], r["delta"])]
+                                  for r in cmp["metrics"]])
+        diff = "".join(f"<li><code>{_esc(k)}</code>: {_esc(a)} → {_esc(b)}</li>"
+                       for k, (a, b) in cmp["config_differences"].items())
+        diff = diff or "<li>none</li>"
+        key_table += f"<p class='note'>Configuration differences:</p><ul>{diff}</ul>"
+        figures["overlay"] = _overlay_figure(views)
+        key_table += '<div class="chart" id="overlay"></div>'
+    else:
+        key_table = _table(["metric", "value"],
+                           [[label, _shown(label, _metric(first, key))]
+                            for label, key in KEY_METRICS])
+    payload = json.dumps(figures, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    title = f"Gaemi cascade · {first['scenario']} · {first['market']}"
+    return "".join([
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{_esc(title)}</title><style>{_STYLE}</style></head>",
+        (f"<body data-charts-expected='{len(figures)}' data-charts-rendered='0' "
+         "data-script-errors='0'>"),
+        f"<script>{_BOOT}</script>",
+        f"<h1>{_esc(title)}</h1>",
+        (f"<p class='note'>seed {_esc(first['seed'])} · {_esc(first['liquidations'])} "
+         f"liquidations · from {_esc(time_text(first['start_ts_ns']))} for "
+         f"{_esc(first['duration_s'])} s · state hash {_esc(first['state_hash'])}. "
+         "Money in USD (exact decimals); the charts thin long series (docs/cascade.md).</p>"),
+        "<pre id='script-errors'></pre>",
+        "<h2>Key metrics</h2>", key_table,
+        f"<div class='runs' style='--runs:{len(views)}'>", *columns, "</div>",
+        f"<script>{get_plotlyjs()}</script>",
+        f"<script type='application/json' id='gaemi-figures'>{payload}</script>",
+        f"<script>{_RENDER}</script>",
+        "</body></html>\n",
+    ])
+
+
+# -- PNG charts (matplotlib, Agg, no pyplot state) ------------------------------------------------
+
+
+def _pngs(series: dict[str, Any], summary: dict[str, Any], out_dir: Path) -> dict[str, Path]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.collections import LineCollection
+    from matplotlib.figure import Figure
+
+    from matplotlib.dates import date2num
+
+    x_label = "time (UTC)"
+    paths: dict[str, Path] = {}
+
+    def when(xs: list[int]) -> list[datetime]:
+        return [_when(x) for x in xs]
+
+    def save(name: str, fig: Figure) -> None:
+        FigureCanvasAgg(fig)
+        fig.tight_layout()
+        path = out_dir / f"{name}.png"
+        fig.savefig(path, dpi=100)
+        paths[name] = path
+
+    fig = Figure(figsize=(10, 4))
+    ax = fig.add_subplot()
+    for name, color in (("index", "#2ca02c"), ("mark", "#1f77b4"), ("last", "#aaaaaa")):
+        xs, ys = series[name]
+        ax.plot(when(xs), ys, label=name, color=color, linewidth=1, zorder=3)
+    m = series["markers"]
+    if m["x"]:
+        ax.scatter(when(m["x"]), m["y"], marker="x", s=8, linewidths=0.6, alpha=0.4,
+                   color="#d62728", label="liquidations (execution price)", zorder=2)
+    ax.set(title=f"{series['title']}: index, mark, last", xlabel=x_label, ylabel="USD")
+    ax.legend(loc="upper right", fontsize=8)
+    save("price", fig)
+
+    fig = Figure(figsize=(10, 4))
+    ax = fig.add_subplot()
+    bins = series["per_bin"]
+    # one filled staircase per generation group, stacked: a few artists, not a bar per bin
+    n = 1 + max((b for xs, _ in bins["groups"].values() for b in xs), default=0)
+    edges = date2num(when(_bin_starts(bins, list(range(n + 1)))))
+    below = [0.0] * n
+    for g, (xs, ys) in bins["groups"].items():
+        top = below[:]
+        for b, y in zip(xs, ys):
+            top[b] += y
+        ax.stairs(top, edges, baseline=below, fill=True, color=_GEN_COLORS[g - 1],
+                  label=_gen_name(g))
+        below = top
+    unit = "second" if bins["width"] == 1 else f"{bins['width']} s"
+    ax.set(title=f"Liquidation notional per {unit}, by generation", xlabel=x_label,
+           ylabel="USD")
+    if bins["groups"]:
+        ax.legend(loc="upper right", fontsize=8)
+    save("liquidations_per_second", fig)
+
+    for name, color, title, unit in (
+            ("insurance_fund", "#17becf", "Insurance fund (cash)", "USD"),
+            ("open_interest", "#9467bd", "Open interest (one side)", "lots")):
+        fig = Figure(figsize=(10, 3.5))
+        ax = fig.add_subplot()
+        xs, ys = series[name]
+        ax.plot(when(xs), ys, color=color, linewidth=1.2)
+        ax.set(title=title, xlabel=x_label, ylabel=unit)
+        save(name, fig)
+
+    fig = Figure(figsize=(10, 4.5))
+    ax = fig.add_subplot()
+    graph = series["graph"]
+    if graph["edges"]:
+        ax.add_collection(LineCollection([((a, b), (c, d)) for a, b, c, d in graph["edges"]],
+                                         colors="#999999", linewidths=0.6, alpha=0.6))
+    cohorts = sorted({n["cohort"] for n in graph["nodes"]})
+    for i, cohort in enumerate(cohorts):
+        nodes = [n for n in graph["nodes"] if n["cohort"] == cohort]
+        ax.scatter([n["x"] for n in nodes], [n["y"] for n in nodes],
+                   s=[n["size"] ** 2 / 2 for n in nodes], label=cohort, zorder=3,
+                   color=_COHORT_COLORS[i % len(_COHORT_COLORS)], edgecolors="#333",
+                   linewidths=0.4)
+    ax.set_xlim(0.5, max(summary["max_generation"], 1) + 0.5)
+    ax.set_ylim(0, 1)
+    ax.set_yticks([])
+    ax.set_xticks(range(1, max(summary["max_generation"], 1) + 1))
+    ax.set(title=f"Cascade graph by generation · multiplier "
+                 f"{summary['endogenous_multiplier'] or 'n/a'}", xlabel="generation")
+    if cohorts:
+        ax.legend(loc="upper right", fontsize=8)
+    save("cascade_graph", fig)
+    return paths
+
+
+# -- the terminal ---------------------------------------------------------------------------------
+
+
+def print_summary(summary: dict[str, Any], *, compare: dict[str, Any] | None = None,
+                  console: Any = None) -> None:
+    """The key metrics (side by side with ``compare``), the generations and the cohorts."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    runs = [summary] + ([compare] if compare is not None else [])
+    title = f"Cascade · {summary['scenario']} · seed {summary['seed']} · {summary['market']}"
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    if compare is None:
+        table.add_column("value", justify="right")
+    else:
+        table.add_column(f"A: {_run_label(summary)}", justify="right")
+        table.add_column(f"B: {_run_label(compare)}", justify="right")
+        table.add_column("B − A", justify="right")
+    for label, key in KEY_METRICS:
+        values = [_metric(s, key) for s in runs]
+        cells = [_shown(label, v) for v in values]
+        if compare is not None:
+            d = _delta(values[0], values[1])
+            cells.append("" if d is None else _shown(label, d))
+        table.add_row(label, *cells)
+    console.print(table)
+    for name, s in zip(("A: ", "B: ") if compare is not None else ("",), runs):
+        gens = Table(title=f"{name}generations", title_justify="left")
+        for col in ("gen", "liquidations", "accounts", "notional (USD)", "share", "branching"):
+            gens.add_column(col, justify="right")
+        for g in s["generations"]:
+            gens.add_row(str(g["generation"]), str(g["liquidations"]), str(g["accounts"]),
+                         _dollars(g["notional_usd"]), str(g["share"]), str(g["branching"]))
+        console.print(gens)
+        cohorts = Table(title=f"{name}cohorts", title_justify="left")
+        for col in ("cohort", "accounts", "liquidated", "wiped out", "loss (USD)", "loss %"):
+            cohorts.add_column(col, justify="left" if col == "cohort" else "right")
+        for c in s["cohorts"]:
+            cohorts.add_row(c["label"], str(c["accounts"]), str(c["liquidated_accounts"]),
+                            str(c["wiped_out"]), _dollars(c["loss_usd"]),
+                            str(c["loss_pct"] or "–"))
+        console.print(cohorts)

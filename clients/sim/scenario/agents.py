@@ -1,0 +1,542 @@
+"""The scenario's agents. They speak the wire protocol: every action is a request
+``{"op", "args"}`` of docs/protocol.md (gateway/wire/messages.py), sent through ``Api.send``,
+which the in-process driver maps to a venue command exactly as the gateway would; a bot
+written against these messages runs unchanged over a socket (docs/design.md §1). What they read is
+what a websocket client can see: the public book, mark and liquidation channels, the
+underlying's price (the index source), and their own account (``account.positions``,
+``account.balance``).
+
+Theory of operation
+-------------------
+* ``RetailCohort``: the ants (long) and the contrarian inverse cohort (short), thousands of
+  accounts driven by a schedule (arrival, end of holding time), by take-profit triggers on
+  the mark kept in a heap (a step costs O(triggered), not O(accounts)), and by resting dip
+  orders (a bid below the last fill for a long, an offer above for a short) whose fills the
+  driver reports back. One deposit each, never a top-up; cross margin; market orders to open
+  and close. A liquidated account that is left flat is gone.
+* ``MarketMaker``: post-only ladders around the underlying, leaning against inventory, with
+  no quotes on the side that would pass the inventory limit. Under stress (the underlying's
+  range over a window, or the notional liquidated in it) it widens, shrinks and quotes
+  around the perp's last trade instead; beyond a second threshold, or during an
+  ``mm_withdrawal`` shock, it pulls everything for a while.
+* ``Arbitrageur``: basis traders resting clips at the underlying +- an edge, within a
+  position limit: they become the short side of the crowded long, and buy back when the perp
+  trades cheap, until the stress (range or liquidations) is too high.
+* ``EtfRebalancer``: dH = AUM (L^2 - L) r in equal slices over the last minutes of the session.
+* ``NoiseTrader``: small market orders of random side, Poisson in time.
+
+Quoting agents requote in two phases (every due quoter cancels, then every due quoter
+places), so that one maker's new ladder never crosses another's stale one.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from gaemi.risk.calendar import NS_PER_SECOND
+from gaemi.risk.events import AccountView
+from gaemi.risk.markets import UNIT, MarketSpec
+
+from gaemi.clients.sim.cascade.record import Cohort
+from gaemi.clients.sim.scenario.params import (
+    ArbParams, CohortParams, EtfParams, MarketMakerParams, NoiseParams,
+)
+
+
+__all__ = [
+    "Api", "Arbitrageur", "EtfRebalancer", "MarketMaker", "NoiseTrader", "RetailCohort", "View",
+    "cancel_all", "place", "set_leverage",
+]
+
+BUY, SELL = 1, -1
+
+
+# -- wire messages (docs/protocol.md) ---------------------------------------------------------
+
+def place(symbol: str, side: int, qty: int, price: int | None = None, *,
+          post_only: bool = False, reduce_only: bool = False) -> dict[str, Any]:
+    """``order.place``: a limit order at ``price`` (post-only if asked) or a market order."""
+    args: dict[str, Any] = {"symbol": symbol, "side": "BUY" if side == BUY else "SELL",
+                            "qty": qty}
+    if price is None:
+        args["type"] = "MARKET"
+    else:
+        args["type"] = "LIMIT"
+        args["price"] = price
+        if post_only:
+            args["timeInForce"] = "POST_ONLY"
+    if reduce_only:
+        args["reduceOnly"] = True
+    return {"op": "order.place", "args": args}
+
+
+def cancel_all(symbol: str) -> dict[str, Any]:
+    return {"op": "order.cancelAll", "args": {"symbol": symbol}}
+
+
+def set_leverage(symbol: str, leverage: int) -> dict[str, Any]:
+    return {"op": "account.setLeverage", "args": {"symbol": symbol, "leverage": leverage}}
+
+
+# -- what agents see and do ---------------------------------------------------------------------
+
+@dataclass(slots=True)
+class View:
+    """The market at one step, as the public channels and the underlying show it."""
+
+    t: int  # venue time, ns
+    ref: int  # the underlying's price in ticks (the last close while its market is closed)
+    mark: int | None = None
+    last: int | None = None  # the perp's last trade
+    best_bid: int | None = None
+    best_ask: int | None = None
+    stress_bps: float = 0.0  # the underlying's (max - min) / price over the stress window
+    liquidated_usd: float = 0.0  # liquidated notional over the stress window
+    mm_withdrawal: bool = False  # an injected market-maker withdrawal is on
+
+
+class Api(Protocol):
+    """What the driver gives an agent: the wire, its own account, the clock."""
+
+    symbol: str
+    spec: MarketSpec
+    mult: int
+    view: View  # the current step's
+
+    def send(self, account_id: int, message: dict[str, Any]) -> list[Any]: ...
+    def deposit(self, account_id: int, amount: int) -> None: ...
+    def position(self, account_id: int) -> int: ...
+    def account_view(self, account_id: int) -> AccountView: ...
+    def at(self, ts: int, action: Callable[[Any], None], arg: Any) -> None: ...
+    def session_after(self, ts: int, seconds: float) -> int | None: ...
+    def register(self, account_id: int, cohort: Cohort, owner: Any) -> None: ...
+
+
+def _lots(api: Api, usd: float, price: int) -> int:
+    """Whole lots worth ``usd`` at ``price`` ticks (rounded down)."""
+    return int(usd * UNIT) // (price * api.mult) if price > 0 else 0
+
+
+def _taker_fills(events: list[Any], account_id: int) -> tuple[int, int]:
+    """(lots, ticks x lots) the account filled as a taker in these events."""
+    qty = value = 0
+    for e in events:
+        if e.kind == "fill" and e.taker_account == account_id and e.liquidation_id is None:
+            qty += e.qty
+            value += e.qty * e.price
+    return qty, value
+
+
+# -- the ants and the inverse cohort ------------------------------------------------------------
+
+_WAITING, _OPEN, _CLOSED, _GONE = 0, 1, 2, 3
+
+
+class _Ant:
+    __slots__ = ("account_id", "deposit", "wanted", "leverage", "use", "dip_pct", "dips",
+                 "state", "version", "epoch", "resting", "last_add", "entry")
+
+    def __init__(self, account_id: int, deposit: int, wanted: int, leverage: int, use: float,
+                 dip_pct: float) -> None:
+        self.account_id = account_id
+        self.deposit = deposit
+        self.wanted = wanted  # the leverage it wants; ``leverage``: what the market allows
+        self.leverage = leverage
+        self.use = use
+        self.dip_pct = dip_pct  # 0: not a dip buyer
+        self.dips = 0
+        self.state = _WAITING
+        self.version = 0  # bumped to invalidate its take-profit trigger in the heap
+        self.epoch = 0  # one per holding period: a stale exit finds another epoch
+        self.resting = False  # a dip order rests in the book
+        self.last_add = 0
+        self.entry = 0
+
+
+class RetailCohort:
+    """The ants (``params.side == "long"``) or the inverse cohort (short).
+
+    The opening order is a market order. A dip buyer then rests a limit order ``dip_pct``
+    beyond its last fill (a bid below, for a long: Korean retail's standing "pick-up" bids;
+    an offer above, for a short), sized to ``dip_use`` of what is left, and rests the next
+    one when it fills, up to ``max_dips``. The take-profit is watched on the mark."""
+
+    def __init__(self, params: CohortParams, role: str, first_id: int, arrivals: list[int],
+                 rng: random.Random, api: Api) -> None:
+        self.p = params
+        self.role = role
+        self.api = api
+        self.sign = BUY if params.side == "long" else SELL
+        self.rng = rng
+        spec = api.spec
+        self.cap_notional = int((spec.tiers[0].max_notional or 10**18) * 0.95)  # first tier
+        levs = [lev for lev, _ in params.leverage]
+        weights = [w for _, w in params.leverage]
+        self.ants: list[_Ant] = []
+        self.first_id = first_id
+        self._triggers: list[tuple[int, int, _Ant, int]] = []  # (key, seq, ant, version)
+        self._seq = 0
+        self.stats = {"entries": 0, "dip_orders": 0, "dip_fills": 0, "take_profits": 0,
+                      "exits": 0, "reentries": 0, "liquidated_out": 0, "not_filled": 0}
+        median = math.log(params.deposit_median_usd)
+        for i, ts in enumerate(arrivals):
+            aid = first_id + i
+            deposit = int(rng.lognormvariate(median, params.deposit_sigma) * UNIT)
+            wanted = rng.choices(levs, weights)[0]
+            use = rng.uniform(params.margin_use_min, params.margin_use_max)
+            dip = rng.uniform(params.dip_pct_min, params.dip_pct_max)
+            ant = _Ant(aid, max(deposit, UNIT), wanted, min(wanted, spec.max_leverage), use,
+                       dip if rng.random() < params.dip_share else 0.0)
+            self.ants.append(ant)
+            side = "long" if self.sign == BUY else "inverse"
+            api.register(aid, Cohort(f"ant {side} {wanted}x", role, ant.leverage), self)
+            api.at(ts, self._arrive, ant)
+
+    @property
+    def total_deposits(self) -> int:
+        return sum(a.deposit for a in self.ants)
+
+    # -- scheduled actions ------------------------------------------------------------------
+
+    def _arrive(self, ant: _Ant) -> None:
+        api = self.api
+        api.deposit(ant.account_id, ant.deposit)
+        api.send(ant.account_id, set_leverage(api.symbol, ant.leverage))
+        self._open(ant)
+
+    def _come_back(self, ant: _Ant) -> None:
+        if ant.state == _CLOSED:
+            self.stats["reentries"] += 1
+            self._open(ant)
+
+    def _size(self, ant: _Ant, use: float, price: int) -> int:
+        """Lots for a new order at ``price`` using ``use`` of the available margin, keeping
+        the position and its open orders inside the first margin tier."""
+        api = self.api
+        view = api.account_view(ant.account_id)
+        held = abs(view.positions[api.symbol].size) if api.symbol in view.positions else 0
+        notional = min(int(view.available * ant.leverage * use),
+                       self.cap_notional - held * price * api.mult)
+        qty = notional // (price * api.mult) if notional > 0 and price > 0 else 0
+        return min(qty, api.spec.max_order_qty)
+
+    def _open(self, ant: _Ant) -> None:
+        api = self.api
+        view = api.view
+        touch = view.best_ask if self.sign == BUY else view.best_bid
+        qty = self._size(ant, ant.use, touch or view.mark or view.ref)
+        if qty <= 0:
+            return
+        events = api.send(ant.account_id, place(api.symbol, self.sign, qty))
+        filled, value = _taker_fills(events, ant.account_id)
+        if not filled:
+            self.stats["not_filled"] += 1
+            return
+        avg = value // filled
+        self.stats["entries"] += 1
+        ant.state = _OPEN
+        ant.entry = ant.last_add = avg
+        ant.dips = 0
+        ant.epoch += 1
+        ant.version += 1
+        exit_ts = api.session_after(view.t, self.rng.expovariate(1 / self.p.hold_mean_s))
+        if exit_ts is not None:
+            api.at(exit_ts, self._exit, (ant, ant.epoch))
+        # the take-profit, watched on the mark: above the entry for a long, below for a short
+        self._seq += 1
+        target = round(avg * (1 + self.sign * self.p.take_profit_pct / 100))
+        heapq.heappush(self._triggers, (self.sign * target, self._seq, ant, ant.version))
+        self._rest_dip_order(ant)
+
+    def _rest_dip_order(self, ant: _Ant) -> None:
+        p = self.p
+        if not ant.dip_pct or ant.dips >= p.max_dips:
+            return
+        price = round(ant.last_add * (1 - self.sign * ant.dip_pct / 100))
+        qty = self._size(ant, p.dip_use, price)
+        if qty <= 0:
+            return
+        api = self.api
+        events = api.send(ant.account_id, place(api.symbol, self.sign, qty, price))
+        if not events or events[0].kind == "rejected":
+            return
+        self.stats["dip_orders"] += 1
+        filled, _ = _taker_fills(events, ant.account_id)
+        if filled >= qty:  # the market was already there: filled at once, as a taker
+            self.on_maker_fill(ant.account_id, price, 0)
+        else:
+            ant.resting = not any(e.kind == "order_canceled" for e in events)
+
+    def _exit(self, arg: tuple[_Ant, int]) -> None:
+        ant, epoch = arg
+        if ant.state == _OPEN and ant.epoch == epoch:
+            self._close(ant, take_profit=False)
+
+    def _close(self, ant: _Ant, *, take_profit: bool) -> None:
+        api = self.api
+        if ant.resting:
+            api.send(ant.account_id, cancel_all(api.symbol))
+            ant.resting = False
+        size = api.position(ant.account_id)
+        if size:
+            api.send(ant.account_id, place(api.symbol, -self.sign,
+                                           min(abs(size), api.spec.max_order_qty),
+                                           reduce_only=True))
+            size = api.position(ant.account_id)
+        if size:  # the book was too thin: try again in a minute
+            api.at(api.view.t + 60 * NS_PER_SECOND, self._exit, (ant, ant.epoch))
+            return
+        self.stats["take_profits" if take_profit else "exits"] += 1
+        ant.state = _CLOSED
+        ant.version += 1
+        if self.rng.random() < self.p.reentry_prob:
+            back = api.session_after(api.view.t, self.rng.expovariate(2 / self.p.hold_mean_s))
+            if back is not None:
+                api.at(back, self._come_back, ant)
+
+    # -- notifications (after the command that caused them) ---------------------------------
+
+    def on_liquidated(self, account_id: int) -> None:
+        ant = self.ants[account_id - self.first_id]
+        ant.resting = False  # a liquidation cancels the account's orders first
+        if self.api.position(account_id) == 0:
+            if ant.state == _OPEN:
+                ant.state = _GONE
+                ant.version += 1
+                self.stats["liquidated_out"] += 1
+
+    def on_maker_fill(self, account_id: int, price: int, remaining: int) -> None:
+        """A dip order traded at ``price``; when it is done, rest the next one."""
+        ant = self.ants[account_id - self.first_id]
+        if remaining:
+            return
+        ant.resting = False
+        if ant.state != _OPEN:
+            return
+        self.stats["dip_fills"] += 1
+        ant.dips += 1
+        ant.last_add = price
+        self._rest_dip_order(ant)
+
+    def on_step(self, view: View) -> None:
+        """Fire the take-profits the mark has reached (once per step)."""
+        mark = view.mark
+        if mark is None:
+            return
+        heap, key = self._triggers, self.sign * mark
+        fired = []
+        while heap and heap[0][0] <= key:
+            fired.append(heapq.heappop(heap))
+        for _, _, ant, version in fired:
+            if ant.state == _OPEN and ant.version == version:
+                self._close(ant, take_profit=True)
+
+
+# -- quoting agents -------------------------------------------------------------------------------
+
+class _Quoter:
+    """Two-phase requote: ``due`` (may pull quotes), then ``pull``, then ``quote``."""
+
+    account_id: int
+    api: Api
+    quoted: bool
+
+    def pull(self) -> None:
+        self.api.send(self.account_id, cancel_all(self.api.symbol))
+        self.quoted = False
+
+
+class MarketMaker(_Quoter):
+    def __init__(self, params: MarketMakerParams, account_id: int, number: int, api: Api) -> None:
+        self.p = params
+        self.account_id = account_id
+        self.api = api
+        # makers differ a little, so their levels interleave instead of stacking
+        self.offset_bps = number * params.level_step_bps / max(1, params.count)
+        self.quoted = False
+        self.off_until = 0
+        self.last_t = 0
+        self.last_ref = 0
+        self.last_stressed = False
+        self.stats = {"requotes": 0, "withdrawals": 0, "rejected": 0}
+        api.register(account_id, Cohort("market maker", "market_maker", 1), self)
+
+    def start(self) -> None:
+        api = self.api
+        api.deposit(self.account_id, int(self.p.capital_usd * UNIT))
+        api.send(self.account_id, set_leverage(api.symbol, min(10, api.spec.max_leverage)))
+
+    def due(self, view: View) -> bool:
+        p = self.p
+        if view.mm_withdrawal or view.stress_bps >= p.withdraw_at_bps or \
+                view.liquidated_usd >= p.withdraw_at_liquidated_usd:
+            if self.quoted:
+                self.stats["withdrawals"] += 1
+                self.pull()
+            self.off_until = view.t + p.withdraw_s * NS_PER_SECOND
+            return False
+        if view.t < self.off_until:
+            return False
+        stressed = self._stressed(view)
+        return (not self.quoted or view.t - self.last_t >= p.requote_s * NS_PER_SECOND
+                or abs(view.ref - self.last_ref) * 10_000 >= p.requote_bps * self.last_ref
+                or stressed != self.last_stressed)
+
+    def _stressed(self, view: View) -> bool:
+        return view.stress_bps >= self.p.widen_at_bps or \
+            view.liquidated_usd >= self.p.widen_at_liquidated_usd
+
+    def quote(self, view: View) -> None:
+        p, api = self.p, self.api
+        stressed = self._stressed(view)
+        self.last_t, self.last_ref, self.last_stressed = view.t, view.ref, stressed
+        ref = view.ref
+        if stressed and view.last is not None:
+            ref = round(ref + p.stress_anchor_last * (view.last - ref))
+        self.stats["requotes"] += 1
+        inventory = api.position(self.account_id) * ref * api.mult / UNIT
+        lean = max(-1.0, min(1.0, inventory / p.inventory_limit_usd))
+        center = ref * (1 - lean * p.skew_bps / 10_000)
+        widen = p.widen_factor if stressed else 1.0
+        qty = _lots(api, p.level_usd * (p.stress_size_factor if stressed else 1.0), ref)
+        if qty <= 0:
+            return
+        for k in range(p.levels):
+            away = (p.half_spread_bps + self.offset_bps + k * p.level_step_bps) * widen / 10_000
+            if lean < 1.0:
+                self._post(BUY, math.floor(center * (1 - away)), qty)
+            if lean > -1.0:
+                self._post(SELL, math.ceil(center * (1 + away)), qty)
+        self.quoted = True
+
+    def _post(self, side: int, price: int, qty: int) -> None:
+        if price <= 0:
+            return
+        events = self.api.send(self.account_id, place(self.api.symbol, side, qty, price,
+                                                      post_only=True))
+        if events and events[0].kind == "rejected":
+            self.stats["rejected"] += 1
+
+
+class Arbitrageur(_Quoter):
+    def __init__(self, params: ArbParams, account_id: int, api: Api) -> None:
+        self.p = params
+        self.account_id = account_id
+        self.api = api
+        self.quoted = False
+        self.last_t = 0
+        self.last_ref = 0
+        self.stats = {"requotes": 0, "withdrawals": 0}
+        api.register(account_id, Cohort("arbitrageur", "arbitrageur", params.leverage), self)
+
+    def start(self) -> None:
+        api = self.api
+        api.deposit(self.account_id, int(self.p.capital_usd * UNIT))
+        api.send(self.account_id, set_leverage(api.symbol,
+                                               min(self.p.leverage, api.spec.max_leverage)))
+
+    def due(self, view: View) -> bool:
+        p = self.p
+        if view.stress_bps >= p.withdraw_at_bps or \
+                view.liquidated_usd >= p.withdraw_at_liquidated_usd:
+            if self.quoted:
+                self.stats["withdrawals"] += 1
+                self.pull()
+            return False
+        return (not self.quoted or view.t - self.last_t >= p.requote_s * NS_PER_SECOND
+                or abs(view.ref - self.last_ref) * 20_000 >= p.edge_bps * self.last_ref)
+
+    def quote(self, view: View) -> None:
+        p, api = self.p, self.api
+        ref = view.ref
+        self.last_t, self.last_ref = view.t, ref
+        self.stats["requotes"] += 1
+        position = api.position(self.account_id)
+        limit = _lots(api, p.max_position_usd, ref)
+        clip = _lots(api, p.clip_usd, ref)
+        edge = p.edge_bps / 10_000
+        sell = min(clip, limit + position)
+        buy = min(clip, limit - position)
+        if sell > 0:
+            api.send(self.account_id, place(api.symbol, SELL, sell, math.ceil(ref * (1 + edge))))
+        if buy > 0:
+            api.send(self.account_id, place(api.symbol, BUY, buy, math.floor(ref * (1 - edge))))
+        self.quoted = True
+
+
+# -- flows ---------------------------------------------------------------------------------------
+
+class EtfRebalancer:
+    """The leveraged ETF's end-of-day hedge: dH = AUM (L^2 - L) r (§9.6), in slices."""
+
+    def __init__(self, params: EtfParams, account_id: int, aum_usd: float, api: Api) -> None:
+        self.p = params
+        self.account_id = account_id
+        self.aum = aum_usd
+        self.api = api
+        self.plan: tuple[int, int] | None = None  # (the day's close ts, lots per slice)
+        self.stats = {"slices": 0, "rebalanced_usd": 0.0}
+        api.register(account_id, Cohort(f"etf rebalancer {params.leverage}x", "etf", 1), self)
+
+    def start(self) -> None:
+        api = self.api
+        api.deposit(self.account_id, max(UNIT, int(self.aum * UNIT)))
+        api.send(self.account_id, set_leverage(api.symbol, min(10, api.spec.max_leverage)))
+
+    def on_step(self, view: View, close_ts: int, prev_close: int) -> None:
+        p = self.p
+        start = close_ts - p.window_s * NS_PER_SECOND
+        if not start <= view.t < close_ts or (view.t - start) % (p.slice_s * NS_PER_SECOND):
+            return
+        if self.plan is None or self.plan[0] != close_ts:
+            r = view.ref / prev_close - 1
+            dh_usd = self.aum * (p.leverage ** 2 - p.leverage) * r
+            slices = p.window_s // p.slice_s
+            self.plan = (close_ts, int(dh_usd / slices * UNIT) // (view.ref * self.api.mult))
+            self.stats["rebalanced_usd"] += dh_usd
+        lots = self.plan[1]
+        if lots:
+            self.stats["slices"] += 1
+            api = self.api
+            api.send(self.account_id, place(api.symbol, BUY if lots > 0 else SELL,
+                                            min(abs(lots), api.spec.max_order_qty)))
+
+
+class NoiseTrader:
+    def __init__(self, params: NoiseParams, account_id: int, rng: random.Random, api: Api,
+                 first_ts: int) -> None:
+        self.p = params
+        self.account_id = account_id
+        self.rng = rng
+        self.api = api
+        self.rate = params.orders_per_hour / 3600
+        api.register(account_id, Cohort("background", "background", params.leverage), self)
+        if self.rate > 0:
+            api.at(first_ts + self._gap(), self._trade, None)
+
+    def start(self) -> None:
+        api = self.api
+        api.deposit(self.account_id, int(self.p.capital_usd * UNIT))
+        api.send(self.account_id, set_leverage(api.symbol,
+                                               min(self.p.leverage, api.spec.max_leverage)))
+
+    def _gap(self) -> int:
+        return max(1, round(self.rng.expovariate(self.rate))) * NS_PER_SECOND
+
+    def _trade(self, _: Any) -> None:
+        api, p = self.api, self.p
+        view = api.view
+        position = api.position(self.account_id)
+        side = BUY if self.rng.random() < 0.5 else SELL
+        if abs(position) * view.ref * api.mult >= p.max_position_usd * UNIT:
+            side = SELL if position > 0 else BUY
+        usd = self.rng.lognormvariate(math.log(p.size_median_usd), p.size_sigma)
+        qty = min(_lots(api, usd, view.ref), api.spec.max_order_qty)
+        if qty > 0:
+            api.send(self.account_id, place(api.symbol, side, qty))
+        api.at(view.t + self._gap(), self._trade, None)
