@@ -66,13 +66,17 @@ class Exchange:
 
     ``restore(position)``: after a defect, cut the venue's journal back to ``position`` (a
     ``JournalWriter.position``) and return the venue rebuilt from it (None: no rollback
-    possible; a venue without a journal). ``guards``: the session guards, as recovered."""
+    possible; a venue without a journal). ``guards``: the session guards, as recovered.
+    ``observer(command, events)``: called after every command the venue runs (the simulator
+    records its run with it)."""
 
     def __init__(self, venue: Venue, keys: dict[str, ApiKey], *,
                  limits: Limits | None = None,
                  restore: Callable[[Any], Venue] | None = None,
-                 guards: Guards | None = None) -> None:
+                 guards: Guards | None = None,
+                 observer: Callable[[Any, list[Any]], None] | None = None) -> None:
         self.venue = venue
+        self.observer = observer  # sees every command the venue runs and its events
         self.keys = keys
         self.limits = limits or Limits()
         self.guards = guards or Guards()
@@ -230,7 +234,17 @@ class Exchange:
 
     def _system(self, command: Any) -> list[Any]:
         events = self.venue.submit(command)
+        if self.observer is not None:
+            self.observer(command, events)
         self._pushes.publish(self.venue, events)
+        return events
+
+    def apply(self, command: Any) -> list[Any]:
+        """A command of the exchange's owner (the simulator's clock, oracle and deposits),
+        run unguarded: its events are published, and a defect raises, for the owner to
+        judge."""
+        events = self._system(command)
+        self._commit()
         return events
 
     def recover_guards(self) -> list[int]:
@@ -331,6 +345,8 @@ class Exchange:
     def _submit(self, command: Any) -> list[Any]:
         """Run a client's command; a rejection becomes the request's error."""
         events = self.venue.submit(command)
+        if self.observer is not None:
+            self.observer(command, events)
         if len(events) == 1 and type(events[0]) is Rejected:
             raise ProtocolError(R(events[0].reason), "")
         self._pushes.publish(self.venue, events)

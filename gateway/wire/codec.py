@@ -123,10 +123,43 @@ def _id_of_json(frame: str | bytes, encoding: str) -> int | str | None:
         return None
 
 
+_SCALARS = (str, bool, type(None))
+
+
 def _check_plain(value: Any, depth: int) -> None:
-    """Only the JSON data model, no floats, bounded nesting."""
+    """Only the JSON data model, no floats, bounded nesting. Exact types are checked first
+    (what the decoders produce: a flat loop over a request's arguments); anything else takes
+    the general path."""
     if depth > _MAX_DEPTH:
         raise ProtocolError(G.MALFORMED_MESSAGE, "nested too deeply")
+    cls = value.__class__
+    if cls is dict:
+        if value and depth >= _MAX_DEPTH:  # its items would be one level too deep
+            raise ProtocolError(G.MALFORMED_MESSAGE, "nested too deeply")
+        for key, item in value.items():
+            if key.__class__ is not str and not isinstance(key, str):
+                raise ProtocolError(G.MALFORMED_MESSAGE, "map keys are text")
+            kind = item.__class__
+            if kind is str or kind is bool or item is None:
+                continue
+            if kind is int:
+                if not -2**63 <= item < 2**64:
+                    raise ProtocolError(G.MALFORMED_MESSAGE, "integer out of range")
+                continue
+            _check_plain(item, depth + 1)
+    elif cls is list:
+        for item in value:
+            _check_plain(item, depth + 1)
+    elif cls is int:
+        if not -2**63 <= value < 2**64:
+            raise ProtocolError(G.MALFORMED_MESSAGE, "integer out of range")
+    elif cls is str or cls is bool or value is None:
+        return
+    else:
+        _check_other(value, depth)
+
+
+def _check_other(value: Any, depth: int) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
@@ -137,8 +170,8 @@ def _check_plain(value: Any, depth: int) -> None:
             _check_plain(item, depth + 1)
     elif isinstance(value, float):
         raise ProtocolError(G.MALFORMED_MESSAGE, "numbers are integers (ticks, lots, units)")
-    elif isinstance(value, int) and not isinstance(value, bool) and \
-            not -2**63 <= value < 2**64:
-        raise ProtocolError(G.MALFORMED_MESSAGE, "integer out of range")
-    elif not (value is None or isinstance(value, (str, bool, int))):
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not -2**63 <= value < 2**64:
+            raise ProtocolError(G.MALFORMED_MESSAGE, "integer out of range")
+    elif not isinstance(value, _SCALARS):
         raise ProtocolError(G.MALFORMED_MESSAGE, f"unsupported value {type(value).__name__}")

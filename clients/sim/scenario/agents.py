@@ -1,10 +1,13 @@
-"""The scenario's agents. They speak the wire protocol: every action is a request
-``{"op", "args"}`` of docs/protocol.md (gateway/wire/messages.py), sent through ``Api.send``,
-which the in-process driver maps to a venue command exactly as the gateway would; a bot
-written against these messages runs unchanged over a socket (docs/design.md §1). What they read is
-what a websocket client can see: the public book, mark and liquidation channels, the
-underlying's price (the index source), and their own account (``account.positions``,
-``account.balance``).
+"""The scenario's agents. They speak the wire protocol and nothing else: every action is a
+request ``{"op", "args"}`` of docs/protocol.md sent on the account's ``Session``
+(clients/live/session.py), and what they learn of their own account is what a websocket client
+learns: the request's ``Reply`` (its result, and the fills it caused), ``account.positions``,
+``account.balance``, and the notices the driver hands them from the account's private
+channels (a resting order's fill, a liquidation). The in-process driver gives them sessions on
+the sans-I/O exchange (clients/sim/inprocess.py); the same agent runs unchanged with websocket
+sessions (tests/clients/test_agents_transports.py). What the driver gives besides is the
+market as the public data shows it (``View``: the underlying, mark, last trade, best bid and
+ask), the clock (``at``), and the money (``deposit``).
 
 Theory of operation
 -------------------
@@ -38,8 +41,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from gaemi.clients.live.session import Reply, Session
 from gaemi.risk.calendar import NS_PER_SECOND
-from gaemi.risk.events import AccountView
 from gaemi.risk.markets import UNIT, MarketSpec
 
 from gaemi.clients.sim.cascade.record import Cohort
@@ -101,17 +104,16 @@ class View:
 
 
 class Api(Protocol):
-    """What the driver gives an agent: the wire, its own account, the clock."""
+    """What the driver gives an agent: a session per account (the wire), the money, the
+    clock, the market as public data shows it."""
 
     symbol: str
     spec: MarketSpec
     mult: int
     view: View  # the current step's
 
-    def send(self, account_id: int, message: dict[str, Any]) -> list[Any]: ...
+    def session(self, account_id: int, channels: tuple[str, ...] = ()) -> Session: ...
     def deposit(self, account_id: int, amount: int) -> None: ...
-    def position(self, account_id: int) -> int: ...
-    def account_view(self, account_id: int) -> AccountView: ...
     def at(self, ts: int, action: Callable[[Any], None], arg: Any) -> None: ...
     def session_after(self, ts: int, seconds: float) -> int | None: ...
     def register(self, account_id: int, cohort: Cohort, owner: Any) -> None: ...
@@ -122,13 +124,12 @@ def _lots(api: Api, usd: float, price: int) -> int:
     return int(usd * UNIT) // (price * api.mult) if price > 0 else 0
 
 
-def _taker_fills(events: list[Any], account_id: int) -> tuple[int, int]:
-    """(lots, ticks x lots) the account filled as a taker in these events."""
+def _taker_fills(reply: Reply) -> tuple[int, int]:
+    """(lots, ticks x lots) the request filled as a taker (liquidation fills left out)."""
     qty = value = 0
-    for e in events:
-        if e.kind == "fill" and e.taker_account == account_id and e.liquidation_id is None:
-            qty += e.qty
-            value += e.qty * e.price
+    for f in reply.fills("taker"):
+        qty += f["qty"]
+        value += f["qty"] * f["price"]
     return qty, value
 
 
@@ -139,7 +140,8 @@ _WAITING, _OPEN, _CLOSED, _GONE = 0, 1, 2, 3
 
 class _Ant:
     __slots__ = ("account_id", "deposit", "wanted", "leverage", "use", "dip_pct", "dips",
-                 "state", "version", "epoch", "resting", "last_add", "entry")
+                 "state", "version", "epoch", "resting", "last_add", "entry", "session",
+                 "open_dips")
 
     def __init__(self, account_id: int, deposit: int, wanted: int, leverage: int, use: float,
                  dip_pct: float) -> None:
@@ -156,7 +158,8 @@ class _Ant:
         self.resting = False  # a dip order rests in the book
         self.last_add = 0
         self.entry = 0
-
+        self.session: Session | None = None  # from its arrival
+        self.open_dips: dict[int, int] = {}  # resting dip order id -> open lots
 
 class RetailCohort:
     """The ants (``params.side == "long"``) or the inverse cohort (short).
@@ -205,8 +208,10 @@ class RetailCohort:
 
     def _arrive(self, ant: _Ant) -> None:
         api = self.api
+        # its private channels: its resting orders' fills, its liquidation
+        ant.session = api.session(ant.account_id, ("fills", "account"))
         api.deposit(ant.account_id, ant.deposit)
-        api.send(ant.account_id, set_leverage(api.symbol, ant.leverage))
+        ant.session.send(set_leverage(api.symbol, ant.leverage))
         self._open(ant)
 
     def _come_back(self, ant: _Ant) -> None:
@@ -218,9 +223,9 @@ class RetailCohort:
         """Lots for a new order at ``price`` using ``use`` of the available margin, keeping
         the position and its open orders inside the first margin tier."""
         api = self.api
-        view = api.account_view(ant.account_id)
-        held = abs(view.positions[api.symbol].size) if api.symbol in view.positions else 0
-        notional = min(int(view.available * ant.leverage * use),
+        assert ant.session is not None
+        held = abs(ant.session.position(api.symbol))
+        notional = min(int(ant.session.available() * ant.leverage * use),
                        self.cap_notional - held * price * api.mult)
         qty = notional // (price * api.mult) if notional > 0 and price > 0 else 0
         return min(qty, api.spec.max_order_qty)
@@ -232,8 +237,8 @@ class RetailCohort:
         qty = self._size(ant, ant.use, touch or view.mark or view.ref)
         if qty <= 0:
             return
-        events = api.send(ant.account_id, place(api.symbol, self.sign, qty))
-        filled, value = _taker_fills(events, ant.account_id)
+        assert ant.session is not None
+        filled, value = _taker_fills(ant.session.send(place(api.symbol, self.sign, qty)))
         if not filled:
             self.stats["not_filled"] += 1
             return
@@ -262,15 +267,18 @@ class RetailCohort:
         if qty <= 0:
             return
         api = self.api
-        events = api.send(ant.account_id, place(api.symbol, self.sign, qty, price))
-        if not events or events[0].kind == "rejected":
+        assert ant.session is not None
+        reply = ant.session.send(place(api.symbol, self.sign, qty, price))
+        if not reply.ok:
             return
         self.stats["dip_orders"] += 1
-        filled, _ = _taker_fills(events, ant.account_id)
+        filled, _ = _taker_fills(reply)
         if filled >= qty:  # the market was already there: filled at once, as a taker
             self.on_maker_fill(ant.account_id, price, 0)
         else:
-            ant.resting = not any(e.kind == "order_canceled" for e in events)
+            ant.resting = reply.result["status"] in ("NEW", "PARTIALLY_FILLED")
+            if ant.resting:
+                ant.open_dips[reply.result["orderId"]] = reply.result["remainingQty"]
 
     def _exit(self, arg: tuple[_Ant, int]) -> None:
         ant, epoch = arg
@@ -279,15 +287,16 @@ class RetailCohort:
 
     def _close(self, ant: _Ant, *, take_profit: bool) -> None:
         api = self.api
+        session = ant.session
+        assert session is not None
         if ant.resting:
-            api.send(ant.account_id, cancel_all(api.symbol))
+            session.send(cancel_all(api.symbol))
             ant.resting = False
-        size = api.position(ant.account_id)
+        size = session.position(api.symbol)
         if size:
-            api.send(ant.account_id, place(api.symbol, -self.sign,
-                                           min(abs(size), api.spec.max_order_qty),
-                                           reduce_only=True))
-            size = api.position(ant.account_id)
+            session.send(place(api.symbol, -self.sign, min(abs(size), api.spec.max_order_qty),
+                               reduce_only=True))
+            size = session.position(api.symbol)
         if size:  # the book was too thin: try again in a minute
             api.at(api.view.t + 60 * NS_PER_SECOND, self._exit, (ant, ant.epoch))
             return
@@ -302,13 +311,25 @@ class RetailCohort:
     # -- notifications (after the command that caused them) ---------------------------------
 
     def on_liquidated(self, account_id: int) -> None:
+        """The account's ``account`` channel said it was liquidated."""
         ant = self.ants[account_id - self.first_id]
         ant.resting = False  # a liquidation cancels the account's orders first
-        if self.api.position(account_id) == 0:
+        assert ant.session is not None
+        if ant.session.position(self.api.symbol) == 0:
             if ant.state == _OPEN:
                 ant.state = _GONE
                 ant.version += 1
                 self.stats["liquidated_out"] += 1
+
+    def on_fill(self, account_id: int, fill: dict[str, Any]) -> None:
+        """A ``fills`` push of the account's resting dip order (a maker fill)."""
+        ant = self.ants[account_id - self.first_id]
+        left = ant.open_dips.get(fill["orderId"], 0) - fill["qty"]
+        if left > 0:
+            ant.open_dips[fill["orderId"]] = left
+        else:
+            ant.open_dips.pop(fill["orderId"], None)
+        self.on_maker_fill(account_id, fill["price"], max(left, 0))
 
     def on_maker_fill(self, account_id: int, price: int, remaining: int) -> None:
         """A dip order traded at ``price``; when it is done, rest the next one."""
@@ -344,10 +365,11 @@ class _Quoter:
 
     account_id: int
     api: Api
+    session: Session
     quoted: bool
 
     def pull(self) -> None:
-        self.api.send(self.account_id, cancel_all(self.api.symbol))
+        self.session.send(cancel_all(self.api.symbol))
         self.quoted = False
 
 
@@ -365,11 +387,12 @@ class MarketMaker(_Quoter):
         self.last_stressed = False
         self.stats = {"requotes": 0, "withdrawals": 0, "rejected": 0}
         api.register(account_id, Cohort("market maker", "market_maker", 1), self)
+        self.session = api.session(account_id)
 
     def start(self) -> None:
         api = self.api
         api.deposit(self.account_id, int(self.p.capital_usd * UNIT))
-        api.send(self.account_id, set_leverage(api.symbol, min(10, api.spec.max_leverage)))
+        self.session.send(set_leverage(api.symbol, min(10, api.spec.max_leverage)))
 
     def due(self, view: View) -> bool:
         p = self.p
@@ -399,7 +422,7 @@ class MarketMaker(_Quoter):
         if stressed and view.last is not None:
             ref = round(ref + p.stress_anchor_last * (view.last - ref))
         self.stats["requotes"] += 1
-        inventory = api.position(self.account_id) * ref * api.mult / UNIT
+        inventory = self.session.position(api.symbol) * ref * api.mult / UNIT
         lean = max(-1.0, min(1.0, inventory / p.inventory_limit_usd))
         center = ref * (1 - lean * p.skew_bps / 10_000)
         widen = p.widen_factor if stressed else 1.0
@@ -417,9 +440,8 @@ class MarketMaker(_Quoter):
     def _post(self, side: int, price: int, qty: int) -> None:
         if price <= 0:
             return
-        events = self.api.send(self.account_id, place(self.api.symbol, side, qty, price,
-                                                      post_only=True))
-        if events and events[0].kind == "rejected":
+        reply = self.session.send(place(self.api.symbol, side, qty, price, post_only=True))
+        if not reply.ok:
             self.stats["rejected"] += 1
 
 
@@ -433,12 +455,12 @@ class Arbitrageur(_Quoter):
         self.last_ref = 0
         self.stats = {"requotes": 0, "withdrawals": 0}
         api.register(account_id, Cohort("arbitrageur", "arbitrageur", params.leverage), self)
+        self.session = api.session(account_id)
 
     def start(self) -> None:
         api = self.api
         api.deposit(self.account_id, int(self.p.capital_usd * UNIT))
-        api.send(self.account_id, set_leverage(api.symbol,
-                                               min(self.p.leverage, api.spec.max_leverage)))
+        self.session.send(set_leverage(api.symbol, min(self.p.leverage, api.spec.max_leverage)))
 
     def due(self, view: View) -> bool:
         p = self.p
@@ -456,16 +478,16 @@ class Arbitrageur(_Quoter):
         ref = view.ref
         self.last_t, self.last_ref = view.t, ref
         self.stats["requotes"] += 1
-        position = api.position(self.account_id)
+        position = self.session.position(api.symbol)
         limit = _lots(api, p.max_position_usd, ref)
         clip = _lots(api, p.clip_usd, ref)
         edge = p.edge_bps / 10_000
         sell = min(clip, limit + position)
         buy = min(clip, limit - position)
         if sell > 0:
-            api.send(self.account_id, place(api.symbol, SELL, sell, math.ceil(ref * (1 + edge))))
+            self.session.send(place(api.symbol, SELL, sell, math.ceil(ref * (1 + edge))))
         if buy > 0:
-            api.send(self.account_id, place(api.symbol, BUY, buy, math.floor(ref * (1 - edge))))
+            self.session.send(place(api.symbol, BUY, buy, math.floor(ref * (1 - edge))))
         self.quoted = True
 
 
@@ -482,11 +504,12 @@ class EtfRebalancer:
         self.plan: tuple[int, int] | None = None  # (the day's close ts, lots per slice)
         self.stats = {"slices": 0, "rebalanced_usd": 0.0}
         api.register(account_id, Cohort(f"etf rebalancer {params.leverage}x", "etf", 1), self)
+        self.session = api.session(account_id)
 
     def start(self) -> None:
         api = self.api
         api.deposit(self.account_id, max(UNIT, int(self.aum * UNIT)))
-        api.send(self.account_id, set_leverage(api.symbol, min(10, api.spec.max_leverage)))
+        self.session.send(set_leverage(api.symbol, min(10, api.spec.max_leverage)))
 
     def on_step(self, view: View, close_ts: int, prev_close: int) -> None:
         p = self.p
@@ -503,8 +526,8 @@ class EtfRebalancer:
         if lots:
             self.stats["slices"] += 1
             api = self.api
-            api.send(self.account_id, place(api.symbol, BUY if lots > 0 else SELL,
-                                            min(abs(lots), api.spec.max_order_qty)))
+            self.session.send(place(api.symbol, BUY if lots > 0 else SELL,
+                                    min(abs(lots), api.spec.max_order_qty)))
 
 
 class NoiseTrader:
@@ -516,14 +539,14 @@ class NoiseTrader:
         self.api = api
         self.rate = params.orders_per_hour / 3600
         api.register(account_id, Cohort("background", "background", params.leverage), self)
+        self.session = api.session(account_id)
         if self.rate > 0:
             api.at(first_ts + self._gap(), self._trade, None)
 
     def start(self) -> None:
         api = self.api
         api.deposit(self.account_id, int(self.p.capital_usd * UNIT))
-        api.send(self.account_id, set_leverage(api.symbol,
-                                               min(self.p.leverage, api.spec.max_leverage)))
+        self.session.send(set_leverage(api.symbol, min(self.p.leverage, api.spec.max_leverage)))
 
     def _gap(self) -> int:
         return max(1, round(self.rng.expovariate(self.rate))) * NS_PER_SECOND
@@ -531,12 +554,12 @@ class NoiseTrader:
     def _trade(self, _: Any) -> None:
         api, p = self.api, self.p
         view = api.view
-        position = api.position(self.account_id)
+        position = self.session.position(api.symbol)
         side = BUY if self.rng.random() < 0.5 else SELL
         if abs(position) * view.ref * api.mult >= p.max_position_usd * UNIT:
             side = SELL if position > 0 else BUY
         usd = self.rng.lognormvariate(math.log(p.size_median_usd), p.size_sigma)
         qty = min(_lots(api, usd, view.ref), api.spec.max_order_qty)
         if qty > 0:
-            api.send(self.account_id, place(api.symbol, side, qty))
+            self.session.send(place(api.symbol, side, qty))
         api.at(view.t + self._gap(), self._trade, None)

@@ -17,10 +17,14 @@ post-close, ``path.step_s`` at a time; each step, in this order:
    on the mark.
 6. A ``Sample`` every ``run.sample_s``; ``check_invariants`` every ``run.check_every_s``.
 
-Agents send wire messages; ``order.*`` ops become commands through the gateway's own mapping
-(``gateway.wire.messages.order_command``); ``account.setLeverage``/``account.setMarginMode``
-through ``_account_command`` below (the gateway has no mapping for them yet). Deposits, index
-updates and time are venue commands the driver submits itself.
+Agents speak only the wire: each account has a ``Session`` on the sans-I/O exchange of the
+gateway (clients/sim/inprocess.py), so every order goes through the gateway's checks and its
+mapping to venue commands, as it would over a socket. The driver hands out what the accounts'
+private channels say between their own requests: a liquidation notice right after the command
+that caused it (``on_liquidated``), a resting dip order's fill at the end of the step
+(``on_fill``, in the order the fills happened). Deposits, index updates and time are commands
+of the driver's own (``Exchange.apply``); the driver records the run from every command's
+events (the exchange's observer).
 
 Randomness: ``random.Random`` streams seeded from the scenario's seed, one for the path and
 one for the agents, so changing an agent parameter does not change the index path. The venue
@@ -34,11 +38,14 @@ import dataclasses
 import heapq
 import random
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from gaemi.clients.live.session import Reply, Session
+from gaemi.clients.sim.inprocess import InProcess, InProcessSession
 from gaemi.engine.codes import RejectReason
-from gaemi.gateway.commands import account_command, order_command
+from gaemi.gateway.exchange import Exchange
+from gaemi.gateway.sessions import Limits
 from gaemi.risk import commands as C
 from gaemi.risk.calendar import NS_PER_SECOND
 from gaemi.risk.events import (
@@ -58,8 +65,7 @@ from gaemi.clients.sim.scenario.path import DayPlan, build_days
 
 __all__ = ["run"]
 
-_ORDER_OPS = frozenset({"order.place", "order.cancel", "order.amend", "order.cancelAll"})
-_ACCOUNT_OPS = frozenset({"account.setLeverage", "account.setMarginMode"})
+_UNLIMITED = Limits(requests_per_second=10**9, orders_per_second=10**9)  # the driver's pace
 _RECORDED = (Fill, Liquidation, InsuranceTakeover, Adl, BadDebt, FundingSettled)
 _DEPTH_LEVELS = 200
 _DEPTH_BAND_PPM = 50_000  # a Sample's depth counts levels within 5% of the mark
@@ -86,6 +92,8 @@ class _Driver:
         self.days = build_days(spec, scenario.path, scenario.shocks, scenario.market.usdkrw,
                                f"{scenario.seed}:path")
         self.venue = Venue([spec], book=book, start_ts=self.days[0].window_start)
+        self.exchange = Exchange(self.venue, {}, limits=_UNLIMITED, observer=self._observe)
+        self.wire = InProcess(self.exchange, lambda: self.venue.time)
         self.book_name = book
         self.check_every_command = check_every_command
         self.view = View(self.days[0].window_start, self.days[0].prev_close)
@@ -95,9 +103,8 @@ class _Driver:
         self.problems: list[str] = []
         self._heap: list[tuple[int, int, Callable[[Any], None], Any]] = []
         self._seq = 0
-        self._liquidated: list[int] = []
         self._retail: dict[int, RetailCohort] = {}  # retail account -> its cohort
-        self._maker_fills: list[tuple[int, int, int]] = []  # resting retail orders that traded
+        self._fills: list[tuple[int, dict[str, Any]]] = []  # resting retail orders that traded
         self._liq_window: deque[tuple[int, float]] = deque()
         self._liq_sum = 0.0
         self._hi: deque[tuple[int, int]] = deque()  # monotonic deques of the underlying
@@ -106,28 +113,14 @@ class _Driver:
 
     # -- the Api of the agents -----------------------------------------------------------------
 
-    def send(self, account_id: int, message: dict[str, Any]) -> list[Any]:
-        op, args = message["op"], message["args"]
-        if op in _ORDER_OPS:
-            command = order_command(op, args, account_id)
-        elif op in _ACCOUNT_OPS:
-            command = account_command(op, args, account_id)
-        else:
-            raise ValueError(f"not an op an in-process agent may send: {op}")
-        return self._submit(command)
+    def session(self, account_id: int, channels: tuple[str, ...] = ()) -> Session:
+        return _DriverSession(self, self.wire.session(account_id, channels))
 
     def deposit(self, account_id: int, amount: int) -> None:
         events = self._submit(C.Deposit(account_id, amount))
         if events and type(events[0]) is Rejected:
             raise RuntimeError(f"deposit of {amount} to {account_id} refused: {events[0]}")
         self.record.deposits[account_id] = self.record.deposits.get(account_id, 0) + amount
-
-    def position(self, account_id: int) -> int:
-        held = self.venue.account(account_id).positions.get(self.symbol)
-        return held.size if held is not None else 0
-
-    def account_view(self, account_id: int) -> Any:
-        return self.venue.account(account_id)
 
     def at(self, ts: int, action: Callable[[Any], None], arg: Any) -> None:
         self._seq += 1
@@ -155,20 +148,23 @@ class _Driver:
     # -- commands and events -------------------------------------------------------------------
 
     def _submit(self, command: Any) -> list[Any]:
-        venue = self.venue
-        events = venue.submit(command)
+        """A command of the driver's own (time, oracle, money), then the notices it made."""
+        events = self.exchange.apply(command)
+        self._notices(())
+        return events
+
+    def _observe(self, command: Any, events: list[Any]) -> None:
+        """Every command the venue runs, the agents' and the driver's: the run's record."""
         self.record.commands += 1
         if self.check_every_command:
             self._check(f"after command {self.record.commands} ({type(command).__name__})")
-        ts = venue.time
+        ts = self.venue.time
         out = self.record.events
         for e in events:
             cls = type(e)
             if cls is Fill:
                 if e.liquidation_id is not None:
                     out.append((ts, e))
-                if e.maker_account in self._retail:
-                    self._maker_fills.append((e.maker_account, e.price, e.maker_remaining))
             elif cls is Rejected:
                 self.rejections[RejectReason(e.reason).name] += 1
             elif cls in _RECORDED:
@@ -177,14 +173,23 @@ class _Driver:
                     usd = e.qty * e.price * self.mult / UNIT
                     self._liq_window.append((ts, usd))
                     self._liq_sum += usd
-                    self._liquidated.append(e.account_id)
-        if self._liquidated:
-            liquidated, self._liquidated = self._liquidated, []
-            for aid in liquidated:
-                cohort = self._retail.get(aid)
-                if cohort is not None:
-                    cohort.on_liquidated(aid)
-        return events
+
+    def _notices(self, own: Iterable[tuple[InProcessSession, dict[str, Any]]]) -> None:
+        """Hand out what the accounts' private channels said during the last request (its
+        own session's pushes and everyone else's): liquidation notices now, the fills of
+        resting retail orders at the end of the step."""
+        liquidated = []
+        for session, m in [*own, *self.wire.take()]:
+            channel = m.get("ch")
+            if channel == "account" and m["data"]["type"] == "liquidation":
+                liquidated.append(session.account_id)
+            elif channel == "fills" and m["data"]["role"] == "maker" \
+                    and session.account_id in self._retail:
+                self._fills.append((session.account_id, m["data"]))
+        for aid in liquidated:
+            cohort = self._retail.get(aid)
+            if cohort is not None:
+                cohort.on_liquidated(aid)
 
     def _check(self, where: str) -> None:
         try:
@@ -309,10 +314,10 @@ class _Driver:
         self._refresh(view)
         for cohort in self.cohorts:
             cohort.on_step(view)
-        while self._maker_fills:  # may rest new orders, which may trade again
-            fills, self._maker_fills = self._maker_fills, []
-            for aid, price, remaining in fills:
-                self._retail[aid].on_maker_fill(aid, price, remaining)
+        while self._fills:  # may rest new orders, which may trade again
+            fills, self._fills = self._fills, []
+            for aid, fill in fills:
+                self._retail[aid].on_fill(aid, fill)
         if (t - day.window_start) % (s.run.sample_s * NS_PER_SECOND) == 0:
             self._sample(t)
 
@@ -448,3 +453,22 @@ class _Progress:
     def close(self) -> None:
         self.progress.update(self.task, advance=self.pending)
         self.progress.stop()
+
+
+class _DriverSession(Session):
+    """An agent's session: the in-process one, after which the driver hands out the notices
+    the request caused (a defect in the exchange is the simulator's defect: it raises)."""
+
+    __slots__ = ("driver", "inner", "account_id")
+
+    def __init__(self, driver: _Driver, inner: InProcessSession) -> None:
+        self.driver = driver
+        self.inner = inner
+        self.account_id = inner.account_id
+
+    def send(self, message: dict[str, Any]) -> Reply:
+        reply = self.inner.send(message)
+        if reply.code == 9001:
+            raise RuntimeError(f"the exchange failed on {message}: {reply.msg}")
+        self.driver._notices((self.inner, p) for p in reply.pushes)
+        return reply
