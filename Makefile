@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-pure test-debug bench bench-smoke soak soak-short annotate clean
+.PHONY: install demo test test-pure test-debug lint bench bench-smoke soak soak-short annotate clean
 
 # (re)create the venv and (re)build the extension when the build inputs change
 $(STAMP): pyproject.toml setup.py engine/_book.pyx engine/_book.pxd
@@ -32,6 +32,17 @@ test-debug: $(STAMP)
 	ENGINE_DEBUG=1 $(PY) -m pip install --quiet --no-build-isolation --no-deps -e .
 	$(PY) -m pytest tests/engine tests/differential
 	$(PY) -m pip install --quiet --no-build-isolation --no-deps -e .
+
+# the style and type gate: ruff on the whole tree, mypy on the four packages seen as the
+# installed namespace (gaemi.engine is engine/, ...: links under build/typecheck give mypy
+# that view without an install)
+TYPECHECK := build/typecheck
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	mkdir -p $(TYPECHECK)/gaemi
+	for p in engine risk gateway clients; do ln -sfn ../../../$$p $(TYPECHECK)/gaemi/$$p; done
+	cd $(TYPECHECK) && ../../$(VENV)/bin/mypy --config-file ../../pyproject.toml \
+		-p gaemi.engine -p gaemi.risk -p gaemi.gateway -p gaemi.clients
 
 bench: $(STAMP)
 	$(PY) -m pytest benches --benchmark-only --benchmark-disable-gc \

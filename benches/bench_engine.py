@@ -63,7 +63,6 @@ from gaemi.engine import reference
 from gaemi.engine.codes import Command, EventKind, TimeInForce
 from gaemi.engine.events import CMD_WIDTH, EVENT_WIDTH, encode_amend, encode_cancel, encode_place
 
-
 SEED = 20240611
 WORKLOAD_COMMANDS = 200_000
 RESTING_TARGET = 1_000

@@ -108,7 +108,6 @@ from gaemi.gateway.server import READ_LIMIT
 from gaemi.gateway.wire.auth import sign
 from gaemi.gateway.wire.codec import JSON, MSGPACK, SUBPROTOCOLS
 
-
 SEED = 20261123
 SYMBOL = "NVDA-PERP"
 INDEX = 13_000  # ticks of $0.01

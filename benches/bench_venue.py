@@ -36,9 +36,10 @@ and that the stream has fills and mark updates but no rejection and no liquidati
 Timed unit: ``venue.submit(command)`` for each command of the stream, on a fresh venue per
 round (``benchmark.pedantic`` with a ``setup`` that builds it: not timed), the events dropped
 (only their number is kept). Rounds: 5 after 1 warm-up round for one market; 3 without a
-warm-up for two markets (a round takes tens of seconds there). After each round the venue's ``state_hash()`` and event count
-must equal the generator's (so both book implementations and every round did the same
-thing); ``check_invariants()`` runs once, after the first round, outside timing.
+warm-up for two markets (a round takes tens of seconds there). After each round the venue's
+``state_hash()`` and event count must equal the generator's (so both book implementations and
+every round did the same thing); ``check_invariants()`` runs once, after the first round,
+outside timing.
 
 * **journal**: the same, with ``journal=`` a new file per round (in pytest's ``tmp_path``);
   the timed unit ends with one ``venue.sync()`` (flush + fsync). After the first round the
@@ -98,11 +99,17 @@ from bench_engine import _Live  # the ids of live resting orders (benches/ is on
 
 from gaemi.engine.codes import SelfTradePrevention, TimeInForce
 from gaemi.risk import (
-    AdvanceTime, AmendOrder, CancelOrder, Deposit, PlaceOrder, SetIndexPrice, Venue, preset,
+    AdvanceTime,
+    AmendOrder,
+    CancelOrder,
+    Deposit,
+    PlaceOrder,
+    SetIndexPrice,
+    Venue,
+    preset,
     usd,
 )
 from gaemi.risk.calendar import NS_PER_SECOND
-
 
 # -- the pipeline workload ------------------------------------------------------------------
 

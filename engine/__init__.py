@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from typing import cast
 
 from gaemi.engine.codes import (
     EventKind,
@@ -20,10 +21,12 @@ from gaemi.engine.codes import (
     TimeInForce,
 )
 from gaemi.engine.events import Event, OrderView
-
+from gaemi.engine.protocol import Book, BookEvent
 
 __all__ = [
     "IMPLEMENTATION",
+    "Book",
+    "BookEvent",
     "book_class",
     "Event",
     "EventKind",
@@ -36,7 +39,7 @@ __all__ = [
 ]
 
 
-def book_class(name: str = "auto") -> type:
+def book_class(name: str = "auto") -> type[Book]:
     """The OrderBook class of one implementation: "reference", "compiled" or "auto".
 
     "auto" is ``engine.OrderBook``; "compiled" raises ImportError if the extension is not built.
@@ -48,13 +51,13 @@ def book_class(name: str = "auto") -> type:
     if name == "compiled":
         from gaemi.engine._book import OrderBook as compiled_book
 
-        return compiled_book  # type: ignore[no-any-return]
+        return compiled_book
     if name == "auto":
-        return __getattr__("OrderBook")  # type: ignore[return-value]
+        return cast("type[Book]", __getattr__("OrderBook"))
     raise ValueError(f"unknown implementation {name!r} (reference, compiled or auto)")
 
 
-def _select() -> tuple[type, str]:
+def _select() -> tuple[type[Book], str]:
     if os.environ.get("ENGINE_PUREPYTHON") == "1":
         from gaemi.engine.reference import OrderBook as reference_book
 

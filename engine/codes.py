@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-
 __all__ = [
     "MAX_ACCOUNT",
     "MAX_ORDERS",

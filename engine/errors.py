@@ -12,7 +12,6 @@ anything changes, in both implementations.
 
 from __future__ import annotations
 
-
 __all__ = ["InvariantViolation"]
 
 

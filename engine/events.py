@@ -29,8 +29,14 @@ from array import array
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from gaemi.engine.codes import Command, EventKind, RejectReason, SelfTradePrevention, Side, TimeInForce
-
+from gaemi.engine.codes import (
+    Command,
+    EventKind,
+    RejectReason,
+    SelfTradePrevention,
+    Side,
+    TimeInForce,
+)
 
 __all__ = [
     "CMD_FIELDS",

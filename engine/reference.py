@@ -36,8 +36,8 @@ from __future__ import annotations
 import hashlib
 from array import array
 from collections import OrderedDict
-from operator import index as _int
 from collections.abc import Iterator
+from operator import index as _int
 from typing import Any
 
 from sortedcontainers import SortedDict
@@ -56,7 +56,6 @@ from gaemi.engine.codes import (
 )
 from gaemi.engine.errors import InvariantViolation
 from gaemi.engine.events import CMD_WIDTH, Event, OrderView, as_int64_rows
-
 
 __all__ = ["IMPLEMENTATION", "OrderBook"]
 
@@ -200,7 +199,8 @@ class OrderBook:
         side, tif, stp = Side(side), TimeInForce(tif), SelfTradePrevention(stp)
         shown_price = price or 0
         if tif is TimeInForce.FOK and self._fillable(side, price, qty, account, stp) < qty:
-            return [Event(EXPIRED, order_id, shown_price, qty, reason=RejectReason.FOK_NOT_FILLABLE)]
+            reason = RejectReason.FOK_NOT_FILLABLE
+            return [Event(EXPIRED, order_id, shown_price, qty, reason=reason)]
         if post_only and self._crosses(side, price):
             return [Event(REJECTED, order_id, reason=RejectReason.POST_ONLY_WOULD_CROSS)]
         events = [Event(ACCEPTED, order_id, shown_price, qty)]
@@ -265,7 +265,7 @@ class OrderBook:
                 rows[i * CMD_WIDTH : (i + 1) * CMD_WIDTH])
             if command == Command.PLACE:
                 events = self.place(order_id, side, price or None, qty, tif=tif,
-                                    post_only=post_only, account=account, stp=stp)
+                                    post_only=bool(post_only), account=account, stp=stp)
             elif command == Command.CANCEL:
                 events = self.cancel(order_id)
             elif command == Command.AMEND:
@@ -343,7 +343,7 @@ class OrderBook:
         would be canceled), and end the walk under the other modes (matching would stop or
         stop filling there). Stops counting once ``qty`` is reached.
         """
-        total = 0
+        total: int = 0
         for price in self._prices(Side(-side)):
             if limit is not None and (price > limit if side is Side.BUY else price < limit):
                 break

@@ -22,12 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from gaemi.gateway.server import (
-    DEFAULT_PORT, SEND_BUFFER, SNAPSHOT_EVERY, Server, dev_keys, load_keys, save_keys,
+    DEFAULT_PORT,
+    SEND_BUFFER,
+    SNAPSHOT_EVERY,
+    Server,
+    dev_keys,
+    load_keys,
+    save_keys,
 )
-from gaemi.gateway.wire.auth import ApiKey
 from gaemi.gateway.sessions import Limits
+from gaemi.gateway.wire.auth import ApiKey
 from gaemi.risk.journal import JournalCorrupt
-
 
 __all__ = ["add_parser", "serve"]
 
@@ -55,7 +60,8 @@ def _positive(text: str) -> int:
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
-    p = sub.add_parser("serve", help="run the exchange on a websocket (JSON or msgpack)")
+    p: argparse.ArgumentParser = sub.add_parser(
+        "serve", help="run the exchange on a websocket (JSON or msgpack)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=_port, default=DEFAULT_PORT, help="0: any free port")
     p.add_argument("--journal", default=str(DATA_DIR / "journal.gaemij"),

@@ -32,7 +32,8 @@ accepts a connection.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from gaemi.engine.codes import RejectReason as R
@@ -40,19 +41,37 @@ from gaemi.gateway.books import BOOK_LEVELS, BookFeed
 from gaemi.gateway.commands import account_command, admin_command, order_command
 from gaemi.gateway.pushes import SIDE_NAME, Publisher, position_push
 from gaemi.gateway.sessions import (
-    MAX_CHANNELS, NS_PER_MS, NS_PER_S, PRIVATE_CHANNELS, PUBLIC_KINDS, STRIKE_WINDOW_NS,
-    Bucket, Channel, Conn, Guards, Limits,
+    MAX_CHANNELS,
+    NS_PER_MS,
+    NS_PER_S,
+    PRIVATE_CHANNELS,
+    PUBLIC_KINDS,
+    STRIKE_WINDOW_NS,
+    Bucket,
+    Channel,
+    Conn,
+    Guards,
+    Limits,
 )
 from gaemi.gateway.wire.auth import ApiKey, verify_logon
 from gaemi.gateway.wire.codec import (
-    INPROCESS, ProtocolError, check_message, decode, request_id,
+    INPROCESS,
+    ProtocolError,
+    check_message,
+    decode,
+    request_id,
 )
 from gaemi.gateway.wire.errors import GatewayCode as G
 from gaemi.gateway.wire.errors import code_name
 from gaemi.gateway.wire.messages import MAX_BATCH, ORDER_OPS, Args, error, ok, parse_request
 from gaemi.risk import commands as C
 from gaemi.risk.events import (
-    AccountView, ConditionalAccepted, Fill, OrderAccepted, OrderAmended, OrderCanceled,
+    AccountView,
+    ConditionalAccepted,
+    Fill,
+    OrderAccepted,
+    OrderAmended,
+    OrderCanceled,
     Rejected,
 )
 from gaemi.risk.venue import Venue
@@ -254,7 +273,7 @@ class Exchange:
         the accounts."""
         accounts = self.guards.accounts()
         for account in accounts:
-            self._guarded(lambda a=account: self._system(C.CancelAll(a)),
+            self._guarded(partial(self._system, C.CancelAll(account)),
                           f"the recovery cancel of account {account}")
         if accounts:
             self._note({"g": "reset"})
@@ -365,11 +384,13 @@ class Exchange:
         if op == "order.place":
             return _place_result(command, events)
         if op == "order.cancel":
-            e = next(e for e in events if type(e) is OrderCanceled)
-            return {"orderId": e.order_id, "symbol": e.symbol, "canceledQty": e.remaining}
+            gone = next(e for e in events if type(e) is OrderCanceled)
+            return {"orderId": gone.order_id, "symbol": gone.symbol,
+                    "canceledQty": gone.remaining}
         if op == "order.amend":
-            e = next(e for e in events if type(e) is OrderAmended)
-            return {"orderId": e.order_id, "symbol": e.symbol, "price": e.price, "qty": e.qty}
+            amended = next(e for e in events if type(e) is OrderAmended)
+            return {"orderId": amended.order_id, "symbol": amended.symbol,
+                    "price": amended.price, "qty": amended.qty}
         return {"canceled": sum(1 for e in events if type(e) is OrderCanceled
                                 and e.account_id == account)}
 
@@ -468,7 +489,7 @@ class Exchange:
 
     def _channel_names(self, args: dict[str, Any]) -> list[str]:
         a = Args(args)
-        names = a.get("channels", list)
+        names: list[str] = a.get("channels", list)
         a.done()
         if not 0 < len(names) <= MAX_CHANNELS or not all(isinstance(n, str) for n in names):
             raise ProtocolError(G.BAD_ARGUMENT, f"channels: 1-{MAX_CHANNELS} names")

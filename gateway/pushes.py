@@ -19,9 +19,23 @@ from typing import Any
 from gaemi.engine.codes import Side, TimeInForce
 from gaemi.gateway.sessions import Channel
 from gaemi.risk.events import (
-    Adl, ConditionalAccepted, Deposited, Fill, FundingPayment, FundingSettled,
-    InsuranceTakeover, LeverageSet, Liquidation, MarginModeSet, MarkUpdated, OrderAccepted,
-    OrderAmended, OrderCanceled, OrderTriggered, PositionView, Withdrawn,
+    Adl,
+    ConditionalAccepted,
+    Deposited,
+    Fill,
+    FundingPayment,
+    FundingSettled,
+    InsuranceTakeover,
+    LeverageSet,
+    Liquidation,
+    MarginModeSet,
+    MarkUpdated,
+    OrderAccepted,
+    OrderAmended,
+    OrderCanceled,
+    OrderTriggered,
+    PositionView,
+    Withdrawn,
 )
 
 __all__ = ["PUSHES", "SIDE_NAME", "Publisher", "position_push"]

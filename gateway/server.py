@@ -44,18 +44,18 @@ from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection, serve
-from websockets.protocol import State
 from websockets.exceptions import ConnectionClosed, NegotiationError
 from websockets.http11 import Request, Response
+from websockets.protocol import State
+from websockets.typing import Subprotocol
 
-from gaemi.gateway.wire.auth import ApiKey
-from gaemi.gateway.wire.codec import JSON, MAX_FRAME, SUBPROTOCOLS
 from gaemi.gateway.exchange import Exchange
 from gaemi.gateway.sessions import SLOW_CONSUMER, Conn, Guards, Limits
+from gaemi.gateway.wire.auth import ApiKey
+from gaemi.gateway.wire.codec import JSON, MAX_FRAME, SUBPROTOCOLS
 from gaemi.risk import Deposit, Venue, usd
 from gaemi.risk.markets import MarketSpec
 from gaemi.risk.recovery import code_fingerprint, recover, write_snapshot
-
 
 __all__ = ["DEV_DEPOSIT", "Server", "dev_keys", "load_keys", "save_keys"]
 
@@ -291,7 +291,7 @@ class Server:
             hook()
         assert self._sock is not None
         self._ws_server = await serve(
-            self._handle, sock=self._sock, subprotocols=list(SUBPROTOCOLS),
+            self._handle, sock=self._sock, subprotocols=[Subprotocol(s) for s in SUBPROTOCOLS],
             select_subprotocol=_select_subprotocol, process_request=self._admit,
             compression=None, max_size=READ_LIMIT, ping_interval=20, ping_timeout=20,
             max_queue=64, close_timeout=CLOSE_TIMEOUT)
@@ -584,12 +584,13 @@ def _address(ws: ServerConnection) -> str:
     return str(peer[0]) if peer else "?"
 
 
-def _select_subprotocol(ws: ServerConnection, offered: Sequence[str]) -> str | None:
+def _select_subprotocol(ws: ServerConnection,
+                        offered: Sequence[Subprotocol]) -> Subprotocol | None:
     """The first of ours the client offers; none offered: JSON without a subprotocol
     (docs/protocol.md §1, what ``new WebSocket(url)`` and wscat do); only others: refused."""
     if not offered:
         return None
     for name in SUBPROTOCOLS:
         if name in offered:
-            return name
+            return Subprotocol(name)
     raise NegotiationError(f"unsupported subprotocol; this server speaks {', '.join(SUBPROTOCOLS)}")

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 __all__ = ["NS_PER_SECOND", "NS_PER_MINUTE", "NS_PER_HOUR", "NS_PER_DAY", "Session",
            "civil_from_days", "days_from_civil", "KRX_REGULAR", "US_REGULAR"]
 

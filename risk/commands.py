@@ -16,7 +16,6 @@ from typing import ClassVar
 
 from gaemi.engine.codes import Side, TimeInForce
 
-
 __all__ = [
     "AdvanceTime", "AmendOrder", "CancelAll", "CancelOrder", "Command", "Deposit",
     "PlaceConditional", "PlaceOrder", "SetIndexPrice", "SetLeverage", "SetMarginMode",

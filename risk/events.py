@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
-
 __all__ = [
     "AccountView", "Adl", "BadDebt", "Cause", "ConditionalAccepted", "Deposited", "Fill",
     "FundingPayment", "FundingSettled", "InsuranceTakeover", "LeverageSet", "Liquidation",

@@ -43,7 +43,6 @@ from typing import Any, BinaryIO
 
 import msgpack
 
-
 __all__ = ["MAGIC", "JournalCorrupt", "JournalScan", "JournalWriter", "frame_at", "prefix_crc",
            "read_records", "scan"]
 
@@ -57,7 +56,7 @@ class JournalCorrupt(Exception):
 
 
 def _frame(obj: Any) -> bytes:
-    payload = msgpack.packb(obj, use_bin_type=True)
+    payload: bytes = msgpack.packb(obj, use_bin_type=True)
     return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
 
 

@@ -27,10 +27,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from itertools import pairwise
+from typing import Any
 
 from gaemi.engine.codes import MAX_PRICE, MAX_QTY
 from gaemi.risk.calendar import KRX_REGULAR, NS_PER_HOUR, NS_PER_SECOND, US_REGULAR, Session
-
 
 __all__ = ["UNIT", "PPB", "MarginTier", "MarketSpec", "PRESETS", "preset", "usd"]
 
@@ -107,7 +108,7 @@ class MarketSpec:
         if problems:
             raise ValueError(f"{self.symbol}: " + "; ".join(problems))
         cums = [0]
-        for prev, tier in zip(self.tiers, self.tiers[1:]):
+        for prev, tier in pairwise(self.tiers):
             assert prev.max_notional is not None
             step = Fraction(prev.max_notional * (tier.mmr_ppb - prev.mmr_ppb), PPB)
             cums.append(cums[-1] + int(step))
@@ -263,6 +264,6 @@ PRESETS: dict[str, MarketSpec] = {
 }
 
 
-def preset(symbol: str, **changes: object) -> MarketSpec:
+def preset(symbol: str, **changes: Any) -> MarketSpec:
     """A preset market with some fields changed (``preset("NVDA-PERP", session=None)``)."""
     return replace(PRESETS[symbol], **changes) if changes else PRESETS[symbol]

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import os
 
-from gaemi.risk.venue import Venue
-from gaemi.risk.venue import persist
+from gaemi.risk.venue import Venue, persist
 from gaemi.risk.venue.persist import (
-    KEEP, Recovered, SnapshotInvalid, TornTail, code_fingerprint, snapshot_paths,
+    KEEP,
+    Recovered,
+    SnapshotInvalid,
+    TornTail,
+    code_fingerprint,
+    snapshot_paths,
     write_snapshot,
 )
 
@@ -23,7 +27,7 @@ __all__ = ["KEEP", "Recovered", "SnapshotInvalid", "TornTail", "code_fingerprint
 
 
 def recover(path: str | os.PathLike[str], *, book: str = "auto",
-            snapshots: bool = True) -> Recovered:
+            snapshots: bool = True) -> Recovered[Venue]:
     """The venue of the journal at ``path`` (``snapshots=False``: replayed from its header),
     appending to it again; see ``persist.recover``."""
     return persist.recover(path, venue_class=Venue, book=book, snapshots=snapshots)

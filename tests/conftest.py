@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from gaemi.engine import book_class
+from gaemi.engine import Book, book_class
 
 
 def implementations() -> list[str]:
@@ -27,6 +27,6 @@ def impl(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_book(impl: str) -> Callable[[], object]:
+def make_book(impl: str) -> Callable[[], Book]:
     """A factory of empty books of the implementation under test."""
     return book_class(impl)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 
 from gaemi import engine
+
+
 def test_environment_implementation_matches_request() -> None:
     # Arrange
     wanted = "reference" if os.environ.get("ENGINE_PUREPYTHON") == "1" else "compiled"

@@ -117,7 +117,8 @@ def test_layering_checker_sees_a_forbidden_import(tmp_path: Path) -> None:
     pyx.write_text("cimport cython\nfrom random import random\n")
     assert _imports_of(bad) == {"time", "gaemi.risk.venue", "gaemi.risk.venue.Venue"}
     assert _imports_of(pyx) == {"cython", "random"}
-    assert _under("gaemi.risk.venue", {"gaemi.risk"}) and not _under("gaemi.riskier", {"gaemi.risk"})
+    assert _under("gaemi.risk.venue", {"gaemi.risk"})
+    assert not _under("gaemi.riskier", {"gaemi.risk"})
 
 
 # -- no circles ---------------------------------------------------------------------------------

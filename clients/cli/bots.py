@@ -29,7 +29,7 @@ __all__ = ["add_parser", "parse_params", "read_key", "run"]
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``bot`` subcommand to an ``argparse`` subparsers object."""
-    p = subparsers.add_parser(
+    p: argparse.ArgumentParser = subparsers.add_parser(
         "bot", help="run a trading bot (market-maker, ant, momentum) against a server",
         description="Run one bot against a Gaemi server until --duration ends or Ctrl-C; "
                     "prints its fills, position and PnL as it goes. Bot parameters: "

@@ -88,7 +88,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     summary = report.summary()
     summary["implementation"] = name
     summary.update(_throughput(book_class, report.commands, report.final_state_hash))
-    summary["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    summary["machine"] = (f"{platform.machine()}, {os.cpu_count()} cores, "
+                          f"Python {platform.python_version()}")
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

@@ -26,7 +26,6 @@ from gaemi.clients.sim.scenario import DEFAULT_PRESET
 from gaemi.clients.sim.scenario.loader import ScenarioError, load_scenario, preset_names
 from gaemi.clients.sim.scenario.params import Scenario
 
-
 __all__ = ["add_parsers", "cmd_cascade", "cmd_demo", "main"]
 
 DEFAULT_OUT = Path("gaemi-out")

@@ -521,7 +521,8 @@ class Client:
         """``order.batch`` of up to 20 order ops, ``(op, args)`` pairs or ``{op, args}`` maps
         (``place_args`` builds a place's args). Each item of the answer is its result or its
         ``RequestError``, in order."""
-        items = [o if isinstance(o, dict) else {"op": o[0], "args": o[1]} for o in orders]
+        items: list[dict[str, Any]] = [o if isinstance(o, dict) else {"op": o[0], "args": o[1]}
+                                       for o in orders]
         result = await self.request("order.batch", {"orders": items})
         out: list[dict[str, Any] | RequestError] = []
         for item, answer in zip(items, result["results"], strict=True):

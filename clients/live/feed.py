@@ -1,8 +1,9 @@
 """The index feed for live use: real daily prices of the underlyings, sent to a running
 ``gaemi serve`` as ``admin.setIndex`` over the websocket, like any other client.
 
-``hold`` mode sets each market's index once, to the last real close in clients/marketdata/data/prices/
-(what `gaemi serve` does at start so that orders have a mark to be checked against).
+``hold`` mode sets each market's index once, to the last real close in
+clients/marketdata/data/prices/ (what `gaemi serve` does at start so that orders have a mark to
+be checked against).
 ``replay`` mode walks the daily series from a start date at a speed factor: each trading day's
 regular session (6 h 30 min for the US names, 6 h 30 min for KRX) passes in session ÷ speed
 wall seconds; within it the index moves on a straight line from the day's real open to its
@@ -19,7 +20,6 @@ from fractions import Fraction
 
 from gaemi.clients.live.client import Client
 from gaemi.clients.marketdata.prices import SERIES_OF, DailyBar, currency_of, load_series, to_ticks
-
 
 __all__ = ["FeedStep", "IndexFeed", "day_steps", "hold_prices"]
 

@@ -19,6 +19,7 @@ from typing import Any
 import msgpack
 import orjson
 from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from gaemi.gateway.wire.auth import sign
 from gaemi.gateway.wire.codec import JSON, MSGPACK
@@ -96,8 +97,9 @@ class WsSession(Session):
         self.encoding = encoding
         self.timeout = timeout
         # entered as a context manager (websockets >= 17 warns otherwise); closed by close()
-        self._ws: ClientConnection = connect(url, subprotocols=[encoding], compression=None,
-                                             open_timeout=timeout).__enter__()
+        self._ws: ClientConnection = connect(
+            url, subprotocols=[Subprotocol(encoding)], compression=None,
+            open_timeout=timeout).__enter__()
         self._ids = 0
         self._waiting: list[dict[str, Any]] = []
         args = {"apiKey": api_key, "timestamp": time.time_ns() // 1_000_000}
@@ -136,7 +138,9 @@ class WsSession(Session):
 
     def _recv(self, timeout: float) -> dict[str, Any]:
         frame = self._ws.recv(timeout=timeout)
-        return msgpack.unpackb(frame) if isinstance(frame, bytes) else orjson.loads(frame)
+        message: dict[str, Any] = (msgpack.unpackb(frame) if isinstance(frame, bytes)
+                                   else orjson.loads(frame))
+        return message
 
     def close(self) -> None:
         self._ws.close()

@@ -17,7 +17,6 @@ from fractions import Fraction
 from functools import lru_cache
 from importlib import resources
 
-
 __all__ = ["DailyBar", "SERIES_OF", "currency_of", "load_series", "to_ticks"]
 
 # the daily series each preset market's index follows, by default

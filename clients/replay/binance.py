@@ -53,8 +53,9 @@ from sortedcontainers import SortedDict, SortedList
 
 from gaemi.clients.replay.rescale import Rescale
 from gaemi.engine.codes import EventKind, Side, TimeInForce
+from gaemi.risk import Venue
 from gaemi.risk import commands as C
-
+from gaemi.risk.events import Rejected
 
 __all__ = [
     "PLACES",
@@ -77,7 +78,7 @@ __all__ = [
 
 #: every Binance number is parsed to an exact integer count of 10**-PLACES
 PLACES = 8
-_SCALE = 10**PLACES
+_SCALE: int = 10**PLACES
 Level = tuple[int, int]  # (price, quantity), both in units of 10**-8
 _BUY, _SELL = int(Side.BUY), int(Side.SELL)
 
@@ -173,7 +174,7 @@ def _int(obj: dict[str, Any], key: str) -> int:
     value = obj[key]
     if value.__class__ is not int:
         raise ValueError(f"{key}: expected an integer, got {value!r}")
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def _parse(n: int, line: str) -> Record | None:
@@ -490,7 +491,9 @@ class _Replayer:
             for facts in reversed(history):
                 if facts.first_id <= t.update_id or facts.first:
                     # between this diff and the next one, the book is the next one's "before"
-                    self._check(t, facts if t.update_id <= facts.final_id else later)
+                    covering = facts if t.update_id <= facts.final_id else later
+                    assert covering is not None  # the newest diff covers the id (see above)
+                    self._check(t, covering)
                     return
                 later = facts
             self.report.tickers_late += 1  # older than the history: not checked
@@ -623,7 +626,7 @@ class VenueSink:
     """Background orders through a ``risk.Venue``'s pipeline, as one account's post-only
     GTC orders in ``symbol`` (the venue assigns the ids; events are kept for the caller)."""
 
-    def __init__(self, venue: Any, symbol: str, account: int) -> None:
+    def __init__(self, venue: Venue, symbol: str, account: int) -> None:
         self.venue = venue
         self.symbol = symbol
         self.account = account
@@ -648,11 +651,11 @@ class VenueSink:
 
     def amend(self, order_id: int, qty: int) -> bool:
         events = self._submit(C.AmendOrder(self.account, self.symbol, order_id, qty=qty))
-        return events[0].kind != "rejected"
+        return type(events[0]) is not Rejected
 
     def cancel(self, order_id: int) -> bool:
         events = self._submit(C.CancelOrder(self.account, self.symbol, order_id))
-        return events[0].kind != "rejected"
+        return type(events[0]) is not Rejected
 
 
 @dataclass

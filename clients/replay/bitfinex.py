@@ -49,7 +49,6 @@ from typing import Any
 from gaemi.clients.replay.rescale import Rescale
 from gaemi.engine.codes import EventKind, RejectReason, Side, TimeInForce
 
-
 __all__ = [
     "GRID",
     "Feed",
@@ -250,7 +249,7 @@ class _Replayer:
         self.orders: dict[int, tuple[int, int, int]] = {}  # file book: id -> (side, tick, lots)
         self.raw: dict[int, tuple[Decimal, Decimal]] = {}  # id -> the file's (price, amount)
         self.held: OrderedDict[int, tuple[int, int, int]] = OrderedDict()
-        self.per_side = {Side.BUY: 0, Side.SELL: 0}
+        self.per_side: dict[int, int] = {Side.BUY: 0, Side.SELL: 0}
         self.ticks: dict[Decimal, int] = {}
 
     def tick(self, price: Decimal) -> int:

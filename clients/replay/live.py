@@ -22,7 +22,6 @@ from typing import Any
 from gaemi.clients.live.client import Client, RequestError
 from gaemi.clients.replay.orderflow import ADMIN_OPS, FlowRecord
 
-
 __all__ = ["LiveReplay", "replay_live"]
 
 

@@ -43,19 +43,19 @@ of the file) and unexplained rows (defects); docs/replay.md gives the rules and 
 from __future__ import annotations
 
 import gzip
-from bisect import bisect_left
 import time
 from array import array
+from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from gaemi.engine import Book, BookEvent
 from gaemi.engine.codes import EventKind, Side, TimeInForce
 from gaemi.engine.events import encode_amend, encode_cancel, encode_place
-
 
 __all__ = [
     "BookRow",
@@ -261,7 +261,7 @@ class _HiddenSince:
 class _Replayer:
     """Drives one book through one file; every book command is also recorded as a batch row."""
 
-    def __init__(self, book: Any, levels: int, report: ReplayReport) -> None:
+    def __init__(self, book: Book, levels: int, report: ReplayReport) -> None:
         self.book = book
         self.levels = levels
         self.report = report
@@ -275,15 +275,15 @@ class _Replayer:
     # -- book commands, recorded ----------------------------------------------------------
 
     def place(self, oid: int, side: int, price: int, qty: int, tif: int = TimeInForce.GTC,
-              account: int = FILE_ACCOUNT) -> list[Any]:
+              account: int = FILE_ACCOUNT) -> Sequence[BookEvent]:
         encode_place(self.rec, oid, side, price, qty, tif=tif, account=account)
         return self.book.place(oid, side, price, qty, tif=tif, account=account)
 
-    def cancel(self, oid: int) -> list[Any]:
+    def cancel(self, oid: int) -> Sequence[BookEvent]:
         encode_cancel(self.rec, oid)
         return self.book.cancel(oid)
 
-    def amend(self, oid: int, qty: int) -> list[Any]:
+    def amend(self, oid: int, qty: int) -> Sequence[BookEvent]:
         encode_amend(self.rec, oid, qty=qty)
         return self.book.amend(oid, qty=qty)
 
@@ -428,6 +428,7 @@ class _Replayer:
             if self._carve(msg, to_head=False):
                 self.report.data_limits["cancel of an order placed while hidden"] += 1
                 resting = self.book.order(msg.order_id)
+                assert resting is not None  # _carve placed it
             else:
                 self.report.defects["cancel of an unknown order, no uncertain size"] += 1
                 return

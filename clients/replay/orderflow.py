@@ -38,10 +38,9 @@ from typing import IO, Any
 import msgpack
 import orjson
 
-from gaemi.gateway.wire.codec import ProtocolError
 from gaemi.gateway.commands import admin_command, order_command
+from gaemi.gateway.wire.codec import ProtocolError
 from gaemi.risk import commands as C
-
 
 __all__ = [
     "ADMIN_OPS",
@@ -155,7 +154,7 @@ def _checked(n: int, obj: Any, previous: int | None, offset: int | None = None) 
 def _open(path: Path, mode: str) -> IO[bytes]:
     if path.suffix == ".gz":
         return gzip.open(path, mode)  # type: ignore[return-value]
-    return open(path, mode)  # type: ignore[return-value]
+    return open(path, mode)
 
 
 # -- JSONL ---------------------------------------------------------------------------------------

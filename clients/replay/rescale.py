@@ -38,7 +38,6 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-
 __all__ = [
     "ROUNDINGS",
     "Rescale",
@@ -66,7 +65,7 @@ def decimal_units(text: str, places: int) -> int:
         if fraction[places:].strip("0"):
             raise ValueError(f"{text!r} has more than {places} decimals")
         fraction = fraction[:places]
-    value = int(whole or "0") * 10**places + int(fraction.ljust(places, "0") or "0")
+    value: int = int(whole or "0") * 10**places + int(fraction.ljust(places, "0") or "0")
     return -value if sign == "-" else value
 
 

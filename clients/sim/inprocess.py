@@ -21,7 +21,7 @@ from gaemi.gateway.sessions import Conn
 __all__ = ["InProcess", "InProcessSession"]
 
 
-class _Sink(list):  # type: ignore[type-arg]
+class _Sink(list[Any]):
     """A connection's outbox that writes to the transport's stream."""
 
     __slots__ = ("stream", "session")

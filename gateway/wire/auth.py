@@ -19,10 +19,8 @@ import hmac
 from dataclasses import dataclass
 from typing import Any
 
-from gaemi.engine.codes import RejectReason as R
-from gaemi.gateway.wire.errors import GatewayCode as G
 from gaemi.gateway.wire.codec import ProtocolError
-
+from gaemi.gateway.wire.errors import GatewayCode as G
 
 __all__ = ["ApiKey", "DEFAULT_RECV_WINDOW_MS", "MAX_RECV_WINDOW_MS", "canonical", "sign",
            "verify_logon"]

@@ -14,16 +14,13 @@ request id: an integer of 64 bits or 1-64 characters of text), the error carries
 
 from __future__ import annotations
 
-from typing import Any
-
 import json
+from typing import Any
 
 import msgpack
 import orjson
 
-from gaemi.engine.codes import RejectReason as R
 from gaemi.gateway.wire.errors import GatewayCode as G
-
 
 __all__ = ["INPROCESS", "JSON", "MAX_FRAME", "MAX_ID_LEN", "MSGPACK", "SUBPROTOCOLS",
            "ProtocolError", "check_message", "decode", "encode", "request_id"]
@@ -57,9 +54,9 @@ def request_id(obj: Any) -> int | str | None:
         return None
     rid = obj.get("id")
     if rid.__class__ is int and -2**63 <= rid < 2**64:
-        return rid  # type: ignore[no-any-return]
+        return rid
     if rid.__class__ is str and 0 < len(rid) <= MAX_ID_LEN:
-        return rid  # type: ignore[no-any-return]
+        return rid
     return None
 
 
@@ -68,7 +65,7 @@ def encode(obj: Any, encoding: str) -> Any:
     if encoding == INPROCESS:
         return obj
     if encoding == MSGPACK:
-        return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
+        return msgpack.packb(obj, use_bin_type=True)
     return orjson.dumps(obj).decode()
 
 

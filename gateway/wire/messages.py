@@ -22,7 +22,6 @@ from typing import Any
 from gaemi.gateway.wire.codec import ProtocolError, request_id
 from gaemi.gateway.wire.errors import GatewayCode as G
 
-
 __all__ = ["ADMIN_OPS", "MAX_BATCH", "OPS", "ORDER_OPS", "PRIVATE_OPS", "PUBLIC_OPS", "Args",
            "Request", "error", "ok", "parse_request", "push"]
 

@@ -201,7 +201,7 @@ class Venue:
         """Rebuild a venue from its journal (the newest valid snapshot beside it, then the
         records after it; a torn tail is cut off and kept aside) and keep appending to it.
         ``gaemi.risk.recovery.recover`` also returns the journal's notes and what it did."""
-        return persist.recover(path, venue_class=cls, book=book).venue  # type: ignore[no-any-return]
+        return persist.recover(path, venue_class=cls, book=book).venue
 
     @classmethod
     def from_header(cls, header: dict[str, Any], *, book: str = "auto") -> Venue:

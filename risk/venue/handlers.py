@@ -23,8 +23,14 @@ from gaemi.engine.errors import InvariantViolation
 from gaemi.risk import commands as C
 from gaemi.risk.calendar import NS_PER_SECOND
 from gaemi.risk.events import (
-    Cause, ConditionalAccepted, Deposited, LeverageSet, MarginModeSet, OrderAmended,
-    TradingStatusChanged, Withdrawn,
+    Cause,
+    ConditionalAccepted,
+    Deposited,
+    LeverageSet,
+    MarginModeSet,
+    OrderAmended,
+    TradingStatusChanged,
+    Withdrawn,
 )
 from gaemi.risk.venue import orders
 from gaemi.risk.venue.arith import DEFAULT_LEVERAGE, MAX_AMOUNT, MAX_FUNDINGS_PER_STEP, is_int

@@ -75,9 +75,8 @@ def liquidation_key(st: State, acct: Account, m: Market, slot: Slot) -> int:
             num, den = (k + cum) * PPB, a * mult * (PPB + tier.mmr_ppb)
         scaled = num * a * mult  # notional of the root, times den
         upper = tier.max_notional
-        if upper is None or scaled <= upper * den:
-            if lower == 0 or scaled > lower * den:
-                break
+        if (upper is None or scaled <= upper * den) and (lower == 0 or scaled > lower * den):
+            break
         lower = upper or 0
     if s > 0:  # liquidatable below the root; never, if the root is not positive
         return NO_LONG_KEY if num <= 0 else num // den + KEY_SLACK

@@ -22,7 +22,12 @@ from gaemi.risk.events import Adl, Cause, InsuranceTakeover, Liquidation, OrderA
 from gaemi.risk.markets import PPB
 from gaemi.risk.venue.arith import BUY, SELL, ceil_div
 from gaemi.risk.venue.margin import (
-    bankruptcy_price, cross, cross_liquidatable, limit_band, liquidatable, upnl,
+    bankruptcy_price,
+    cross,
+    cross_liquidatable,
+    limit_band,
+    liquidatable,
+    upnl,
 )
 from gaemi.risk.venue.orders import cancel_orders_of, execute
 from gaemi.risk.venue.settlement import trade
@@ -69,12 +74,13 @@ def _liquidate_slice(st: State, acct: Account, m: Market, cause: Cause,
     bankruptcy = bankruptcy_price(st, acct, m, slot, qty)
     liq_id = st.new_liquidation_id()
     lo, hi = limit_band(m)
+    order_id = st.new_order_id()
     ticket = Ticket(acct, m, close_side, None, qty, TimeInForce.IOC, False, True, None,
-                    command=None, order_id=st.new_order_id(),
+                    command=None, order_id=order_id,
                     parent=Cause("fill", st.cur_seq, None, liq_id, generation),
                     liquidation_id=liq_id, bankruptcy=bankruptcy)
     ticket.limit = min(max(bankruptcy, lo), hi)
-    st.events.append(OrderAccepted(acct.account_id, m.symbol, ticket.order_id, None,
+    st.events.append(OrderAccepted(acct.account_id, m.symbol, order_id, None,
                                    int(close_side), None, qty, int(TimeInForce.IOC), False,
                                    True, ticket.limit, liq_id))
     fee_before = m.fund.wallet

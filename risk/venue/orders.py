@@ -19,18 +19,39 @@ from gaemi.engine.codes import RejectReason as R
 from gaemi.engine.errors import InvariantViolation
 from gaemi.risk import commands as C
 from gaemi.risk.events import (
-    Cause, Fill, OrderAccepted, OrderCanceled, OrderTriggered,
+    Cause,
+    Fill,
+    OrderAccepted,
+    OrderCanceled,
+    OrderTriggered,
 )
 from gaemi.risk.markets import PPB
 from gaemi.risk.venue.arith import (
-    BUY, CLIENT_ID_MAX, DEFAULT_LEVERAGE, SELL, SIDE_TYPES, STP, TIF_TYPES,
+    BUY,
+    CLIENT_ID_MAX,
+    DEFAULT_LEVERAGE,
+    SELL,
+    SIDE_TYPES,
+    STP,
+    TIF_TYPES,
 )
 from gaemi.risk.venue.margin import (
-    available, isolated_free, limit_band, order_im, sweep_price,
+    available,
+    isolated_free,
+    limit_band,
+    order_im,
+    sweep_price,
 )
 from gaemi.risk.venue.settlement import settle_fill
 from gaemi.risk.venue.state import (
-    Account, Conditional, Market, Order, Slot, State, Ticket, add_order_value,
+    Account,
+    Conditional,
+    Market,
+    Order,
+    Slot,
+    State,
+    Ticket,
+    add_order_value,
 )
 
 __all__ = ["accept", "add_conditional", "cancel_conditional", "cancel_orders_of",
@@ -206,6 +227,7 @@ def consume(st: State, t: Ticket, book_events: list[Any]) -> tuple[int, int, boo
     """Settle what the book did with a taker order: fills, expiry, self-trade cancels.
     Returns (lots filled, value filled in ticks x lots, whether the rest rests)."""
     acct, m, order_id, side = t.account, t.market, t.order_id, t.side
+    assert order_id is not None  # sent orders have theirs
     liq_id, bankruptcy = t.liquidation_id, t.bankruptcy
     events = st.events
     filled = value = 0

@@ -1,9 +1,10 @@
 """Persistence of a venue: the journal's header, snapshots, and recovery (the newest valid
 snapshot, then the journal after it).
 
-Nothing here imports the ``Venue`` class: ``recover`` is given it (``venue_class``), so the
-venue's own ``Venue.recover`` and the public ``gaemi.risk.recovery`` both build on this
-module without a cycle.
+Nothing here imports the ``Venue`` class: ``recover`` is given it (``venue_class``, any class
+with the ``Restorable`` methods), so the venue's own ``Venue.recover`` and the public
+``gaemi.risk.recovery`` both build on this module without a cycle, and ``Recovered[Venue]``
+still types its venue.
 
 Snapshots
 ---------
@@ -45,7 +46,7 @@ import struct
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 import msgpack
 
@@ -53,9 +54,8 @@ from gaemi.risk.calendar import Session
 from gaemi.risk.journal import JournalWriter, prefix_crc, scan
 from gaemi.risk.markets import MarginTier, MarketSpec
 
-
-__all__ = ["KEEP", "Recovered", "SnapshotInvalid", "TornTail", "code_fingerprint", "recover",
-           "snapshot_paths", "spec_from_dict", "spec_to_dict", "write_snapshot"]
+__all__ = ["KEEP", "Recovered", "Restorable", "SnapshotInvalid", "TornTail", "code_fingerprint",
+           "recover", "snapshot_paths", "spec_from_dict", "spec_to_dict", "write_snapshot"]
 
 log = logging.getLogger("gaemi.recovery")
 
@@ -63,6 +63,26 @@ SNAPSHOT_MAGIC = b"GAEMIS1\n"
 FORMAT = 1
 KEEP = 3  # snapshots kept beside a journal: the newest and two to fall back on
 _PART = struct.Struct("<QI")
+
+
+class Restorable(Protocol):
+    """What recovery needs of a venue class (``risk.venue.core.Venue`` has it)."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def time(self) -> int: ...
+    @property
+    def journal(self) -> JournalWriter | None: ...
+    def state_hash(self) -> str: ...
+    def replay(self, row: Any) -> None: ...
+    def attach_journal(self, writer: JournalWriter | None) -> None: ...
+    def _attach_books(self, book: str) -> None: ...
+    @classmethod
+    def from_header(cls, header: dict[str, Any], *, book: str = ...) -> Self: ...
+
+
+V = TypeVar("V", bound=Restorable)
 
 
 class SnapshotInvalid(Exception):
@@ -78,13 +98,13 @@ class TornTail:
 
 
 @dataclass(slots=True)
-class Recovered:
+class Recovered(Generic[V]):
     """What ``recover`` found: the venue (appending to its journal again), the notes journaled
     after the snapshot it started from, the owner's state stored in that snapshot (None
     without one), the snapshot used, how many commands were replayed, a torn tail dropped,
     and the snapshots that could not be used and why."""
 
-    venue: Any  # a Venue
+    venue: V
     notes: list[Any] = field(default_factory=list)
     owner: Any = None
     snapshot: Path | None = None
@@ -117,7 +137,7 @@ def snapshot_paths(journal: str | os.PathLike[str]) -> list[Path]:
     return sorted(found, key=lambda p: p.name, reverse=True)
 
 
-def write_snapshot(venue: Any, owner: Any = None, *, keep: int = KEEP) -> Path:
+def write_snapshot(venue: Restorable, owner: Any = None, *, keep: int = KEEP) -> Path:
     """Write a snapshot of ``venue`` at its journal's current position (made durable first)
     and keep the newest ``keep``. ``owner``: msgpack-able state stored beside it."""
     writer = venue.journal
@@ -183,7 +203,8 @@ def _read_parts(path: Path) -> tuple[dict[str, Any], bytes]:
     return meta, parts[1]
 
 
-def _load(path: Path, journal: Path, book: str, venue_class: type) -> tuple[Any, dict[str, Any]]:
+def _load(path: Path, journal: Path, book: str,
+          venue_class: type[V]) -> tuple[V, dict[str, Any]]:
     """The venue a snapshot holds, checked against its journal and its own state hash."""
     meta, body = _read_parts(path)
     if meta.get("format") != FORMAT:
@@ -211,8 +232,8 @@ def _load(path: Path, journal: Path, book: str, venue_class: type) -> tuple[Any,
     return venue, meta
 
 
-def recover(path: str | os.PathLike[str], *, venue_class: type, book: str = "auto",
-            snapshots: bool = True) -> Recovered:
+def recover(path: str | os.PathLike[str], *, venue_class: type[V], book: str = "auto",
+            snapshots: bool = True) -> Recovered[V]:
     """Rebuild the venue of a journal and reattach the journal for appending.
 
     Starts from the newest snapshot that passes every check (``snapshots=False``: from the
@@ -220,8 +241,10 @@ def recover(path: str | os.PathLike[str], *, venue_class: type, book: str = "aut
     tail off (keeping the bytes aside). Raises ``JournalCorrupt`` for damage before the tail
     and ValueError for a journal without a header."""
     path = Path(path)
-    venue: Any = None
-    result = Recovered(venue=None)
+    venue: V | None = None
+    snapshot: Path | None = None
+    owner: Any = None
+    skipped: list[tuple[Path, str]] = []
     start: int | None = None
     crc: int | None = None
     last: tuple[int | None, int] = (None, 0)
@@ -231,9 +254,9 @@ def recover(path: str | os.PathLike[str], *, venue_class: type, book: str = "aut
                 venue, meta = _load(snap, path, book, venue_class)
             except SnapshotInvalid as exc:
                 log.warning("snapshot %s not used: %s", snap, exc)
-                result.skipped.append((snap, str(exc)))
+                skipped.append((snap, str(exc)))
                 continue
-            result.snapshot, result.owner = snap, meta["owner"]
+            snapshot, owner = snap, meta["owner"]
             start, crc = meta["offset"], meta["prefix_crc"]
             last = (meta["last_start"], meta["last_crc"])
             break
@@ -244,6 +267,7 @@ def recover(path: str | os.PathLike[str], *, venue_class: type, book: str = "aut
             raise ValueError(f"{path}: the journal has no header")
         venue = venue_class.from_header(rows[0], book=book)
         rows = rows[1:]
+    result = Recovered(venue, owner=owner, snapshot=snapshot, skipped=skipped)
     for row in rows:
         if isinstance(row, dict):
             if "note" not in row:
@@ -259,7 +283,6 @@ def recover(path: str | os.PathLike[str], *, venue_class: type, book: str = "aut
     assert part.prefix_crc is not None
     venue.attach_journal(JournalWriter(path, truncate_at=part.end, last=last,
                                        crc=part.prefix_crc))
-    result.venue = venue
     return result
 
 

@@ -16,7 +16,11 @@ from fractions import Fraction
 
 from gaemi.risk.calendar import NS_PER_DAY, NS_PER_SECOND
 from gaemi.risk.events import (
-    Cause, FundingPayment, FundingSettled, MarkUpdated, TradingStatusChanged,
+    Cause,
+    FundingPayment,
+    FundingSettled,
+    MarkUpdated,
+    TradingStatusChanged,
 )
 from gaemi.risk.markets import EIGHT_HOURS_NS, PPB
 from gaemi.risk.venue.arith import EMA_SCALE, ceil_div, ema, next_multiple, toward_zero

@@ -238,7 +238,7 @@ class State:
         """The account of a plain-int id (True must not find account 1), else None."""
         if account_id.__class__ is not int:
             return None
-        return self.accounts.get(account_id)  # type: ignore[call-overload]
+        return self.accounts.get(account_id)
 
     def account_or_fund(self, aid: int) -> Account:
         return self.accounts[aid] if aid > 0 else self.funds[aid].fund

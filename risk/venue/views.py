@@ -12,7 +12,13 @@ from gaemi.risk.events import AccountView, MarketView, PositionView
 from gaemi.risk.venue.arith import BUY, SELL
 from gaemi.risk.venue.index import KEY_SLACK, NO_LONG_KEY, liquidation_key
 from gaemi.risk.venue.margin import (
-    available, balance, cross, liquidatable, mm, upnl, withdrawable,
+    available,
+    balance,
+    cross,
+    liquidatable,
+    mm,
+    upnl,
+    withdrawable,
 )
 from gaemi.risk.venue.pricing import estimate_rate
 from gaemi.risk.venue.state import Account, Slot, State

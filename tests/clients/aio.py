@@ -11,7 +11,6 @@ from typing import Any
 from gaemi.clients.live.client import Client, connect
 from gaemi.gateway.server import Server
 
-
 SYMBOL = "SKHYNIX-PERP"
 INDEX = 120_000  # ticks: $1,200.00; the multiplier is 10 µ$ per tick-lot
 GUARD = 20.0  # seconds: a hang guard, never a speed requirement
@@ -34,8 +33,10 @@ async def until(condition: Callable[[], bool], what: str, timeout: float = GUARD
 @asynccontextmanager
 async def exchange(accounts: int = 3) -> AsyncIterator[tuple[Server, Client]]:
     """A server with funded dev accounts and SKHYNIX-PERP's index set (so it has a mark)."""
-    async with Server(port=0, dev_accounts=accounts, tick_interval=0.2) as srv:
-        async with connect(srv.url) as admin:
-            await admin.logon("admin", srv.keys["admin"].secret)
-            await admin.set_index(SYMBOL, INDEX)
-            yield srv, admin
+    async with (
+        Server(port=0, dev_accounts=accounts, tick_interval=0.2) as srv,
+        connect(srv.url) as admin,
+    ):
+        await admin.logon("admin", srv.keys["admin"].secret)
+        await admin.set_index(SYMBOL, INDEX)
+        yield srv, admin

@@ -30,10 +30,17 @@ from gaemi.clients.replay.binance import (
 )
 from gaemi.clients.replay.rescale import Rescale
 from gaemi.engine.codes import Side, TimeInForce
-from gaemi.risk import AdvanceTime, Deposit, MarginTier, MarketSpec, PlaceOrder, SetIndexPrice, Venue
-from gaemi.risk import usd
+from gaemi.risk import (
+    AdvanceTime,
+    Deposit,
+    MarginTier,
+    MarketSpec,
+    PlaceOrder,
+    SetIndexPrice,
+    Venue,
+    usd,
+)
 from tests.conftest import book_class
-
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "hftbacktest-feeds"
 BTC_GRID = Rescale(tick="0.1", lot="0.001")  # BTCUSDT perpetual: tick 0.10, step 0.001 BTC

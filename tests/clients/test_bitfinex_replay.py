@@ -23,7 +23,6 @@ from gaemi.clients.replay.rescale import Rescale
 from gaemi.engine.codes import Side
 from tests.conftest import book_class
 
-
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nautilus-test-data"
 FULL = SHARED / "bitfinex_tBTCUSD_raw_book_L3_feed.json.gz"
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from gaemi.clients.cli.bots import _run, add_parser, parse_params, read_key
 from gaemi.clients.live.book import follow_book
 from gaemi.clients.live.bots import (
     BOTS,
@@ -26,7 +27,6 @@ from gaemi.clients.live.bots import (
     Momentum,
     MomentumParams,
 )
-from gaemi.clients.cli.bots import _run, add_parser, parse_params, read_key
 from gaemi.clients.live.client import Client, ConnectionLost
 from gaemi.gateway.server import Server
 from tests.clients.aio import GUARD, INDEX, SYMBOL, exchange, run, until

@@ -41,13 +41,26 @@ from typing import Any
 import pytest
 
 from gaemi.clients.sim.cascade.metrics import (
-    CSV_COLUMNS, liquidation_rows, ratio_text, summarize, time_text, usd_text,
+    CSV_COLUMNS,
+    liquidation_rows,
+    ratio_text,
+    summarize,
+    time_text,
+    usd_text,
 )
 from gaemi.clients.sim.cascade.record import Cohort, RunRecord, Sample
 from gaemi.clients.sim.cascade.report import print_summary, write_outputs
-from gaemi.risk import AdvanceTime, CancelAll, Deposit, PlaceOrder, SetIndexPrice, SetLeverage, Venue
-from gaemi.risk import preset, usd
-
+from gaemi.risk import (
+    AdvanceTime,
+    CancelAll,
+    Deposit,
+    PlaceOrder,
+    SetIndexPrice,
+    SetLeverage,
+    Venue,
+    preset,
+    usd,
+)
 
 SYM = "NVDA-PERP"
 BUY, SELL = 1, -1

@@ -17,8 +17,8 @@ import pytest
 from gaemi.clients.live.book import BookFeed, follow_book
 from gaemi.clients.live.client import Client, ConnectionLost, RequestError, connect, place_args
 from gaemi.engine.codes import RejectReason as R
-from gaemi.gateway.wire.errors import GatewayCode as G
 from gaemi.gateway.server import Server
+from gaemi.gateway.wire.errors import GatewayCode as G
 from tests.clients.aio import GUARD, INDEX, SYMBOL, exchange, run, until
 
 UNIT = 1_000_000
@@ -75,45 +75,43 @@ async def burst(clients: list[Client], n: int, seed: int) -> None:
 @pytest.mark.parametrize("encoding", ENCODINGS)
 def test_logon_then_account_queries(encoding: str) -> None:
     async def scenario() -> None:
-        async with exchange() as (srv, _):
-            async with connect(srv.url, encoding) as client:
-                # Act
-                before = await client.ping()
-                logon = await client.logon("dev-2", srv.keys["dev-2"].secret)
-                balance = await client.balance()
-                positions = await client.positions()
-                orders = await client.open_orders()
-                spec = await client.instrument(SYMBOL)
+        async with exchange() as (srv, _), connect(srv.url, encoding) as client:
+            # Act
+            before = await client.ping()
+            logon = await client.logon("dev-2", srv.keys["dev-2"].secret)
+            balance = await client.balance()
+            positions = await client.positions()
+            orders = await client.open_orders()
+            spec = await client.instrument(SYMBOL)
 
-                # Assert
-                assert client.encoding == f"gaemi.{encoding}"
-                assert before["serverTime"] > 0
-                assert logon["accountId"] == 2 and client.account_id == 2
-                assert logon["admin"] is False and client.limits["ordersPerSecond"] > 0
-                assert balance["balance"] == 1_000_000 * UNIT
-                assert positions == [] and orders == []
-                assert spec["mark"] == INDEX and spec["multiplier"] == 10
+            # Assert
+            assert client.encoding == f"gaemi.{encoding}"
+            assert before["serverTime"] > 0
+            assert logon["accountId"] == 2 and client.account_id == 2
+            assert logon["admin"] is False and client.limits["ordersPerSecond"] > 0
+            assert balance["balance"] == 1_000_000 * UNIT
+            assert positions == [] and orders == []
+            assert spec["mark"] == INDEX and spec["multiplier"] == 10
 
     run(scenario())
 
 
 def test_a_bad_signature_is_refused_and_the_connection_stays_usable() -> None:
     async def scenario() -> None:
-        async with exchange() as (srv, _):
-            async with connect(srv.url) as client:
-                # Act
-                with pytest.raises(RequestError) as refused:
-                    await client.logon("dev-1", "not the secret")
-                with pytest.raises(RequestError) as private:
-                    await client.balance()
-                pong = await client.ping()
+        async with exchange() as (srv, _), connect(srv.url) as client:
+            # Act
+            with pytest.raises(RequestError) as refused:
+                await client.logon("dev-1", "not the secret")
+            with pytest.raises(RequestError) as private:
+                await client.balance()
+            pong = await client.ping()
 
-                # Assert
-                assert refused.value.code is G.BAD_SIGNATURE
-                assert refused.value.op == "session.logon"
-                assert private.value.code is G.NOT_LOGGED_IN
-                assert client.account_id is None
-                assert "time" in pong
+            # Assert
+            assert refused.value.code is G.BAD_SIGNATURE
+            assert refused.value.op == "session.logon"
+            assert private.value.code is G.NOT_LOGGED_IN
+            assert client.account_id is None
+            assert "time" in pong
 
     run(scenario())
 
@@ -401,20 +399,19 @@ def test_a_book_feed_stops_and_a_new_subscription_starts_afresh() -> None:
 
 def test_an_unknown_channel_is_refused_and_leaves_no_handler() -> None:
     async def scenario() -> None:
-        async with exchange() as (srv, _):
-            async with connect(srv.url) as client:
-                seen: list[dict] = []
+        async with exchange() as (srv, _), connect(srv.url) as client:
+            seen: list[dict] = []
 
-                # Act
-                with pytest.raises(RequestError) as refused:
-                    await client.subscribe(["book.NOPE-PERP"], handler=seen.append)
-                with pytest.raises(RequestError) as private:
-                    await client.subscribe(["fills"])
+            # Act
+            with pytest.raises(RequestError) as refused:
+                await client.subscribe(["book.NOPE-PERP"], handler=seen.append)
+            with pytest.raises(RequestError) as private:
+                await client.subscribe(["fills"])
 
-                # Assert
-                assert refused.value.code is G.UNKNOWN_TOPIC
-                assert private.value.code is G.NOT_LOGGED_IN
-                assert client._handlers.get("book.NOPE-PERP") == []
+            # Assert
+            assert refused.value.code is G.UNKNOWN_TOPIC
+            assert private.value.code is G.NOT_LOGGED_IN
+            assert client._handlers.get("book.NOPE-PERP") == []
 
     run(scenario())
 
@@ -459,7 +456,7 @@ def test_pushes_reach_handlers_queues_and_iterators_alike() -> None:
     run(scenario())
 
 
-# -- closing ----------------------------------------------------------------------------------------
+# -- closing ------------------------------------------------------------------------------------
 
 
 def test_a_lost_connection_fails_pending_and_later_requests() -> None:

@@ -11,10 +11,8 @@ import pytest
 from gaemi.clients.live.client import Client, RequestError
 from gaemi.clients.live.feed import IndexFeed, day_steps, hold_prices
 from gaemi.clients.marketdata.prices import load_series
-from gaemi.engine.codes import RejectReason as R
 from gaemi.gateway.wire.errors import GatewayCode as G
 from tests.gateway.live import live_server
-
 
 SYMBOLS = ["NVDA-PERP", "SKHYNIX-PERP"]
 

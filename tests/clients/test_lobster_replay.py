@@ -23,7 +23,6 @@ from gaemi.clients.replay.lobster import (
 )
 from tests.conftest import book_class
 
-
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "lobster-samples"
 
 

@@ -7,6 +7,7 @@ import gzip
 import io
 from collections import Counter
 from fractions import Fraction
+from itertools import islice
 from pathlib import Path
 
 import msgpack
@@ -28,7 +29,6 @@ from gaemi.clients.replay.rescale import Rescale
 from gaemi.risk import Venue, preset, usd
 from gaemi.risk.calendar import NS_PER_DAY, NS_PER_HOUR, days_from_civil
 
-
 SYMBOL = "NVDA-PERP"
 # 2012-06-21 (LOBSTER's sample day), New York on summer time: local midnight is 04:00 UTC
 MIDNIGHT_NY = days_from_civil(2012, 6, 21) * NS_PER_DAY + 4 * NS_PER_HOUR
@@ -40,7 +40,7 @@ def lobster_flow(n: int = 999, named: dict[int, int] | None = None) -> list[Flow
     sizes 0.01 share: LOBSTER's $0.0001 prices round half-even to the cent). ``named``
     receives, per execution record, the LOBSTER id of the order it executed."""
     rescale = Rescale.for_market(preset(SYMBOL), price_unit=Fraction(1, 10_000))
-    messages = [m for _, m in zip(range(n), read_messages(sample_files("AAPL")[0]))]
+    messages = list(islice(read_messages(sample_files("AAPL")[0]), n))
     start = MIDNIGHT_NY + messages[0].time_ns - 1
     first_trade = next(m for m in messages if m.type == 4)
     out = [

@@ -26,8 +26,15 @@ from gaemi.clients.sim.cascade.metrics import summarize
 from gaemi.clients.sim.cascade.record import Cohort, RunRecord, Sample
 from gaemi.clients.sim.cascade.report import CHARTS, write_outputs
 from gaemi.risk import preset
-from gaemi.risk.events import Adl, BadDebt, Cause, Fill, FundingSettled, InsuranceTakeover, Liquidation
-
+from gaemi.risk.events import (
+    Adl,
+    BadDebt,
+    Cause,
+    Fill,
+    FundingSettled,
+    InsuranceTakeover,
+    Liquidation,
+)
 
 # Debian's package puts it at /usr/bin/chromium; CHROMIUM=path chooses another build
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import gzip
 from decimal import Decimal
 from fractions import Fraction
+from itertools import islice
 
 import pytest
 
 from gaemi.clients.replay.lobster import read_messages, read_orderbook, sample_files
 from gaemi.clients.replay.rescale import Rescale, decimal_units, exact, round_div
 from gaemi.risk import preset
-
 
 LOBSTER_UNIT = Fraction(1, 10_000)  # LOBSTER prices are dollars x 10000
 
@@ -74,7 +74,7 @@ def test_lobster_rows_onto_nvda_perp_at_factor_one_are_exact() -> None:
     message_file, orderbook_file, _ = sample_files("AMZN")
     with gzip.open(orderbook_file, "rt") as f:
         first_row = f.readline().strip()
-    messages = [m for _, m in zip(range(200), read_messages(message_file))]
+    messages = list(islice(read_messages(message_file), 200))
     rescale = Rescale.for_market(preset("NVDA-PERP"), price_unit=LOBSTER_UNIT)
 
     # Act
@@ -85,8 +85,8 @@ def test_lobster_rows_onto_nvda_perp_at_factor_one_are_exact() -> None:
     assert first_row == "2239500,100,2231800,100"
     assert rescale.ticks(2_239_500) == 22_395 and rescale.lots(100) == 10_000
     assert ticks[0] == 22_382 and lots[0] == 100  # message 1: 1 share at $223.82
-    assert all(t * 100 == m.price for t, m in zip(ticks, messages))
-    assert all(q == 100 * m.size for q, m in zip(lots, messages))
+    assert all(t * 100 == m.price for t, m in zip(ticks, messages, strict=True))
+    assert all(q == 100 * m.size for q, m in zip(lots, messages, strict=True))
 
 
 def test_anchored_mapping_is_the_documented_worked_example() -> None:

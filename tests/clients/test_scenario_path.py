@@ -1,9 +1,9 @@
 """The embedded daily series and the intraday index path built around them.
 
 Numbers checked by hand: SK Hynix closed at 1,816,000 KRW on 2026-07-27, opened at 1,662,000
-and closed at 1,550,000 on 2026-07-28 (clients/marketdata/data/prices/000660.KS.csv.gz). At 1,440 KRW per
-USD and $0.01 ticks: 1,816,000 / 1,440 = 1,261.1111 -> 126,111 ticks; 1,662,000 / 1,440 =
-1,154.1666 -> 115,417; 1,550,000 / 1,440 = 1,076.3888 -> 107,639 (half up).
+and closed at 1,550,000 on 2026-07-28 (clients/marketdata/data/prices/000660.KS.csv.gz). At
+1,440 KRW per USD and $0.01 ticks: 1,816,000 / 1,440 = 1,261.1111 -> 126,111 ticks;
+1,662,000 / 1,440 = 1,154.1666 -> 115,417; 1,550,000 / 1,440 = 1,076.3888 -> 107,639 (half up).
 """
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ from __future__ import annotations
 import dataclasses
 import math
 from fractions import Fraction
+from itertools import pairwise
 
 import pytest
 
+from gaemi.clients.marketdata.prices import SERIES_OF, load_series, to_ticks
 from gaemi.clients.sim.scenario.params import PathParams, ShockParams
 from gaemi.clients.sim.scenario.path import build_days
-from gaemi.clients.marketdata.prices import SERIES_OF, load_series, to_ticks
 from gaemi.risk.calendar import NS_PER_SECOND, utc_offset_ns
 from gaemi.risk.markets import PRESETS
-
 
 SPEC = PRESETS["SKHYNIX-PERP"]
 PATH = PathParams()  # 2026-07-27 and 2026-07-28
@@ -34,7 +34,7 @@ def test_the_embedded_series_are_clean(ticker: str) -> None:
 
     # Assert: a year and more of days, increasing dates, prices that make sense
     assert len(bars) > 300
-    assert all(a.date < b.date for a, b in zip(bars, bars[1:]))
+    assert all(a.date < b.date for a, b in pairwise(bars))
     assert all(b.low <= min(b.open, b.close) and max(b.open, b.close) <= b.high for b in bars)
 
 
@@ -86,7 +86,7 @@ def test_the_path_moves_like_the_days_own_range() -> None:
 
     # Act
     path = build_days(SPEC, PATH, (), RATE, "seed")[1].path
-    steps = [math.log(b / a) for a, b in zip(path, path[1:])]
+    steps = [math.log(b / a) for a, b in pairwise(path)]
     realized = math.sqrt(sum(s * s for s in steps))  # the drift adds only drift^2 / n
 
     # Assert: the realized volatility of a bridge with that sigma is close to it

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from functools import lru_cache
+from functools import cache
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
+from gaemi.clients.cli.sim import main
 from gaemi.clients.sim.cascade.record import RunRecord
 from gaemi.clients.sim.scenario import Scenario, load_scenario, run
-from gaemi.clients.cli.sim import main
 from gaemi.clients.sim.scenario.market import build_spec
 from gaemi.risk.calendar import NS_PER_SECOND
 from gaemi.risk.events import Liquidation
@@ -33,7 +34,7 @@ def _small(scenario: Scenario, step_s: int = 10) -> Scenario:
              arbitrageurs=r(scenario.arbitrageurs, count=1))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _run_small(preset: str, step_s: int = 10, book: str = "auto", seed: int | None = None
                ) -> RunRecord:
     return run(_small(load_scenario(preset, seed=seed), step_s), book=book, progress=False)
@@ -119,7 +120,7 @@ def test_the_record_is_complete_and_consistent(default_record: RunRecord) -> Non
 
     # Assert: a sample every simulated second of every window, in time order
     assert len(record.samples) == len(days) * (window + 1)
-    assert all(a.ts_ns < b.ts_ns for a, b in zip(record.samples, record.samples[1:]))
+    assert all(a.ts_ns < b.ts_ns for a, b in pairwise(record.samples))
     # every account has a cohort, a deposit and a final equity; money is conserved
     assert set(record.cohorts) == set(record.deposits) == set(record.final_equity)
     assert Counter(c.role for c in record.cohorts.values()) == Counter(
@@ -134,7 +135,7 @@ def test_the_record_is_complete_and_consistent(default_record: RunRecord) -> Non
     assert set(kinds) <= {"fill", "liquidation", "insurance_takeover", "adl", "bad_debt",
                           "funding"}
     assert all(e.liquidation_id is not None for _, e in record.events if e.kind == "fill")
-    assert all(a[0] <= b[0] for a, b in zip(record.events, record.events[1:]))
+    assert all(a[0] <= b[0] for a, b in pairwise(record.events))
     # the ants liquidated are longs (their liquidation sells), the inverse cohort's shorts
     for _, e in _liquidations(record):
         if e.account_id > 0:  # not the insurance fund
@@ -154,7 +155,7 @@ def test_the_index_path_lands_on_the_real_closes(default_record: RunRecord) -> N
         assert samples[d["open_ts"]].index == d["open_ticks"]
         assert samples[d["close_ts"] - NS_PER_SECOND].index == d["close_ticks"]
         assert samples[d["close_ts"]].index == d["close_ticks"]
-    for before, after in zip(days, days[1:]):
+    for before, after in pairwise(days):
         assert after["prev_close_ticks"] == before["close_ticks"]
         assert samples[after["open_ts"] - NS_PER_SECOND].index == before["close_ticks"]
     assert (days[-1]["prev_close_ticks"], days[-1]["open_ticks"], days[-1]["close_ticks"]) == \

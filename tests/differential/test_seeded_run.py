@@ -38,7 +38,6 @@ from gaemi.engine.codes import EventKind, RejectReason, SelfTradePrevention, Sid
 from gaemi.engine.errors import InvariantViolation
 from gaemi.engine.events import EVENT_WIDTH, encode_amend, encode_cancel, encode_place
 
-
 PURE_PYTHON = os.environ.get("ENGINE_PUREPYTHON") == "1"
 
 
@@ -289,12 +288,12 @@ def test_seeded_long_run_compiled_matches_reference() -> None:
             encode(rows, cmd)
         outs = [book.apply_batch(rows) for book in batch_books]
         assert outs[0] == outs[1], f"seed {seed}: batch events differ in chunk at {start}"
-        for out, acc in zip(outs, batch_events):
+        for out, acc in zip(outs, batch_events, strict=True):
             for j in range(0, len(out), EVENT_WIDTH):
                 acc.append((out[j] + start, *out[j + 1 : j + EVENT_WIDTH]))
-    for name, acc in zip(("reference", "compiled"), batch_events):
+    for name, acc in zip(("reference", "compiled"), batch_events, strict=True):
         if acc != events:
-            k = next((k for k, (a, b) in enumerate(zip(acc, events)) if a != b),
+            k = next((k for k, (a, b) in enumerate(zip(acc, events, strict=False)) if a != b),
                      min(len(acc), len(events)))
             pytest.fail(f"seed {seed}: {name} apply_batch events differ from the per-call "
                         f"events at event {k} (command, kind, id, price, qty, maker, "

@@ -30,6 +30,7 @@ import random
 from array import array
 from decimal import Decimal
 from fractions import Fraction
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -64,7 +65,6 @@ from gaemi.engine.events import (
     encode_cancel,
     encode_place,
 )
-
 
 try:  # optional: NumPy integers have __index__, NumPy int64 arrays are batch buffers
     import numpy as np
@@ -324,7 +324,7 @@ class DifferentialBooks(RuleBasedStateMachine):
         own = [o.account == account for o in reachable]
         first_own = own.index(True) if True in own else len(reachable)
         size = {"all": sum(o.qty for o in reachable),
-                "others": sum(o.qty for o, mine in zip(reachable, own) if not mine),
+                "others": sum(o.qty for o, mine in zip(reachable, own, strict=True) if not mine),
                 "before own": sum(o.qty for o in reachable[:first_own])}[which]
         self.command("place", order_id, side, price, max(1, size + delta), tif=tif,
                      account=account, stp=stp)
@@ -371,7 +371,7 @@ class DifferentialBooks(RuleBasedStateMachine):
         """Ids of resting orders with another order behind them in their level's queue."""
         out = []
         for side in self.ref.snapshot():
-            out += [a.order_id for a, b in zip(side, side[1:]) if a.price == b.price]
+            out += [a.order_id for a, b in pairwise(side) if a.price == b.price]
         return out
 
     @precondition(lambda self: bool(self.queued()))

@@ -40,7 +40,6 @@ from gaemi.engine.events import (
     encode_place,
 )
 
-
 BUY, SELL = Side.BUY, Side.SELL
 GTC, IOC, FOK = TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK
 STP = SelfTradePrevention

@@ -20,7 +20,6 @@ from gaemi.engine.codes import (
     TimeInForce,
 )
 
-
 EXPECTED = {
     Side: {"BUY": 1, "SELL": -1},
     TimeInForce: {"GTC": 1, "IOC": 2, "FOK": 3},

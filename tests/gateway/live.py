@@ -19,7 +19,6 @@ from gaemi.gateway.wire.auth import sign
 from gaemi.gateway.wire.codec import JSON, MSGPACK
 from gaemi.risk import SetIndexPrice
 
-
 T = TypeVar("T")
 SYM = "NVDA-PERP"
 

@@ -8,10 +8,9 @@ import hmac
 import pytest
 
 from gaemi.engine.codes import RejectReason as R
-from gaemi.gateway.wire.errors import GatewayCode as G
 from gaemi.gateway.wire.auth import ApiKey, canonical, sign, verify_logon
 from gaemi.gateway.wire.codec import ProtocolError
-
+from gaemi.gateway.wire.errors import GatewayCode as G
 
 KEYS = {"k1": ApiKey("k1", "s3cret", 7)}
 NOW = 1_767_225_600_000

@@ -9,10 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gaemi.engine.codes import RejectReason as R
-from gaemi.gateway.wire.errors import GatewayCode as G
 from gaemi.gateway.wire.codec import JSON, MAX_FRAME, MSGPACK, ProtocolError, decode, encode
-
+from gaemi.gateway.wire.errors import GatewayCode as G
 
 scalars = st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | st.text(max_size=20)
 values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)

@@ -16,9 +16,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from gaemi.engine.codes import RejectReason as R
-from gaemi.gateway.wire.errors import GatewayCode as G
 from gaemi.gateway.sessions import Limits
+from gaemi.gateway.wire.errors import GatewayCode as G
 from gaemi.risk.recovery import recover, snapshot_paths
 from tests.gateway.live import SYM, WsClient, live_server
 from tests.gateway.procs import ServeProcess, rss_bytes

@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gaemi.engine.codes import RejectReason as R
-from gaemi.gateway.wire.errors import GatewayCode as G
-from gaemi.gateway.wire.auth import ApiKey, sign
-from gaemi.gateway.wire.messages import OPS
 from gaemi.gateway.exchange import Exchange
+from gaemi.gateway.wire.auth import ApiKey, sign
+from gaemi.gateway.wire.errors import GatewayCode as G
+from gaemi.gateway.wire.messages import OPS
 from gaemi.risk import Deposit, SetIndexPrice, Venue, preset, usd
 from gaemi.risk import commands as C
 from gaemi.risk.recovery import recover

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from gaemi.engine.codes import RejectReason as R
-from gaemi.gateway.wire.errors import GatewayCode as G
 from gaemi.engine.codes import Side, TimeInForce
-from gaemi.gateway.wire.codec import ProtocolError
 from gaemi.gateway.commands import order_command
+from gaemi.gateway.wire.codec import ProtocolError
+from gaemi.gateway.wire.errors import GatewayCode as G
 from gaemi.gateway.wire.messages import parse_request, push
 from gaemi.risk import commands as C
 

@@ -4,8 +4,6 @@ server. Nothing is mocked: the server is gateway.server.Server on an ephemeral p
 
 from __future__ import annotations
 
-from enum import IntEnum
-
 import json
 import os
 import signal
@@ -13,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from enum import IntEnum
 from pathlib import Path
 
 import pytest
@@ -20,13 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 
-from gaemi.engine.codes import RejectReason as R
+from gaemi.gateway.sessions import Limits
+from gaemi.gateway.wire.codec import JSON, MSGPACK
 from gaemi.gateway.wire.errors import GatewayCode as G
 from gaemi.gateway.wire.errors import known_code
-from gaemi.gateway.wire.codec import JSON, MSGPACK
-from gaemi.gateway.sessions import Limits
 from tests.gateway.live import SYM, WsClient, live_server
-
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,9 +4,8 @@ tested to the nanosecond."""
 
 from __future__ import annotations
 
-from enum import IntEnum
-
 import random
+from enum import IntEnum
 from typing import Any
 
 import msgpack
@@ -16,14 +15,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gaemi.engine.codes import RejectReason as R
-from gaemi.gateway.wire.errors import GatewayCode as G
-from gaemi.gateway.wire.errors import known_code
-from gaemi.gateway.wire.auth import ApiKey, sign
-from gaemi.gateway.wire.codec import JSON, MSGPACK
 from gaemi.gateway.exchange import Exchange
 from gaemi.gateway.sessions import Conn, Limits
+from gaemi.gateway.wire.auth import ApiKey, sign
+from gaemi.gateway.wire.codec import JSON, MSGPACK
+from gaemi.gateway.wire.errors import GatewayCode as G
+from gaemi.gateway.wire.errors import known_code
 from gaemi.risk import Deposit, SetIndexPrice, Venue, preset, usd
-
 
 SYM = "NVDA-PERP"
 T0 = 1_767_225_600_000_000_000  # ns
@@ -132,7 +130,8 @@ def test_bad_requests_get_typed_errors_and_change_nothing(impl: str) -> None:
     assert c.raw("{not json")[-1]["error"]["code"] == G.MALFORMED_MESSAGE
     assert c.raw("[1, 2]")[-1]["error"]["code"] == G.MALFORMED_MESSAGE
     assert c.raw('{"id": 5, "op": "nope"}')[-1] == {
-        "id": 5, "ok": False, "error": {"code": G.UNKNOWN_OP, "msg": "UNKNOWN_OP: unknown op 'nope'"}}
+        "id": 5, "ok": False,
+        "error": {"code": G.UNKNOWN_OP, "msg": "UNKNOWN_OP: unknown op 'nope'"}}
     assert c.raw('{"id": 6, "op": "order.place", "args": {"symbol": "NVDA-PERP", '
                  '"side": "BUY", "price": 10000.5, "qty": 1}}')[-1]["error"]["code"] == \
         G.MALFORMED_MESSAGE
@@ -263,7 +262,7 @@ def test_book_deltas_rebuild_the_book_exactly_across_random_batches(impl: str) -
     # Arrange: three traders, one watcher keeping a local book from the channel
     ex = _exchange(impl)
     traders = [Client(ex) for _ in range(3)]
-    for t, key in zip(traders, "abc"):
+    for t, key in zip(traders, "abc", strict=True):
         t.logon(key)
     watcher = Client(ex, MSGPACK)
     watcher.result("subscribe", {"channels": [f"book.{SYM}", f"bbo.{SYM}"]})

@@ -27,10 +27,17 @@ A market maker bids 1000 @ 9650, 1000 @ 9580, 500 @ 9500. One trade at 9700 sets
 from __future__ import annotations
 
 from gaemi.risk import (
-    AdvanceTime, CancelAll, Deposit, PlaceOrder, SetIndexPrice, SetLeverage, Venue, preset, usd,
+    AdvanceTime,
+    CancelAll,
+    Deposit,
+    PlaceOrder,
+    SetIndexPrice,
+    SetLeverage,
+    Venue,
+    preset,
+    usd,
 )
 from gaemi.risk.events import Cause, InsuranceTakeover, Liquidation, MarkUpdated
-
 
 SYM = "NVDA-PERP"
 BUY, SELL = 1, -1

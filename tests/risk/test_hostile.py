@@ -16,13 +16,19 @@ from hypothesis import strategies as st
 from gaemi.engine.codes import RejectReason as R
 from gaemi.engine.codes import Side, TimeInForce
 from gaemi.risk import (
-    AdvanceTime, CancelAll, Deposit, PlaceConditional, PlaceOrder,
-    SetIndexPrice, Venue, preset, usd,
+    AdvanceTime,
+    CancelAll,
+    Deposit,
+    PlaceConditional,
+    PlaceOrder,
+    SetIndexPrice,
+    Venue,
+    preset,
+    usd,
 )
 from gaemi.risk.commands import BY_CODE
 from gaemi.risk.events import Rejected
 from gaemi.risk.venue import MAX_FUNDINGS_PER_STEP
-
 
 SYM = "NVDA-PERP"
 T0 = 1_767_225_600_000_000_000

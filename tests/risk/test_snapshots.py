@@ -16,8 +16,8 @@ import pytest
 
 from gaemi.risk import Deposit, Venue, usd
 from gaemi.risk import recovery as R
-from gaemi.risk.venue import persist
 from gaemi.risk.events import Rejected
+from gaemi.risk.venue import persist
 from tests.conftest import implementations
 from tests.risk.test_conservation import Flow, small_markets
 

@@ -126,8 +126,8 @@ class MarketMaker(Bot):
             except RequestError as exc:  # the whole batch refused (rate limit, ...)
                 self.note_reject(exc)
                 return
-            for (op, args), key, result in zip(chunk, chunk_keys, results, strict=True):
-                self._settle(op, args, key, result)
+            for (op, args), quote, result in zip(chunk, chunk_keys, results, strict=True):
+                self._settle(op, args, quote, result)
 
     def _settle(self, op: str, args: dict[str, Any], key: tuple[str, int] | None,
                 result: Any) -> None:

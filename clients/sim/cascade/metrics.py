@@ -31,7 +31,6 @@ from typing import Any
 
 from gaemi.clients.sim.cascade.record import RunRecord, Sample
 
-
 __all__ = [
     "BUY", "CSV_COLUMNS", "NS_PER_SECOND", "SCHEMA", "SELL", "WIPED_OUT_KEEP", "Tape", "TapeRow",
     "decimate", "end_ts", "liquidation_rows", "ratio_text", "start_ts", "summarize", "tape",
@@ -232,7 +231,7 @@ def decimate(xs: list[Any], ys: list[Any], limit: int) -> tuple[list[Any], list[
     """At most about ``limit`` points that keep every bucket's extremes: the series is cut
     into ``limit // 2`` buckets of consecutive points and each keeps its minimum and maximum
     (in time order), plus the very last point. ``None`` values are dropped first."""
-    points = [(x, y) for x, y in zip(xs, ys) if y is not None]
+    points = [(x, y) for x, y in zip(xs, ys, strict=True) if y is not None]
     if len(points) <= limit:
         return [p[0] for p in points], [p[1] for p in points]
     buckets = max(1, limit // 2)
@@ -428,37 +427,39 @@ def _prices(out: dict[str, Any], record: RunRecord, rows: list[TapeRow]) -> None
         out[name + "_usd"] = None if value is None else usd_text(value * spec.tick_size)
     first = next((s for s in record.samples if s.mark is not None), None)
     last = next((s for s in reversed(record.samples) if s.mark is not None), None)
-    out["mark_start"] = first.mark if first else None
+    start = first.mark if first else None
+    out["mark_start"] = start
     out["mark_end"] = last.mark if last else None
-    if first and marks:
-        out["mark_drawdown_ticks"] = first.mark - min(marks)
-        out["mark_drawdown_pct"] = ratio_text(100 * (first.mark - min(marks)), first.mark, 2)
+    if start is not None and marks:
+        out["mark_drawdown_ticks"] = start - min(marks)
+        out["mark_drawdown_pct"] = ratio_text(100 * (start - min(marks)), start, 2)
     else:
         out["mark_drawdown_ticks"] = out["mark_drawdown_pct"] = None
 
 
 def _overshoot(out: dict[str, Any], samples: list[Sample]) -> None:
     """mark - index at the samples (ticks; bps of the index). Largest below and above."""
-    below = above = None  # (ticks, sample)
+    below: tuple[int, int, Sample] | None = None  # (ticks, index, sample)
+    above: tuple[int, int, Sample] | None = None
     for s in samples:
         if s.mark is None or s.index is None or s.index <= 0:
             continue
         gap = s.mark - s.index
         if gap < 0 and (below is None or gap < below[0]):
-            below = (gap, s)
+            below = (gap, s.index, s)
         if gap > 0 and (above is None or gap > above[0]):
-            above = (gap, s)
+            above = (gap, s.index, s)
     detail: dict[str, Any] = {}
     for name, found in (("below", below), ("above", above)):
         detail[name] = None if found is None else {
-            "ticks": found[0], "bps": ratio_text(10_000 * found[0], found[1].index, BPS_PLACES),
-            "ts_ns": found[1].ts_ns, "mark": found[1].mark, "index": found[1].index}
+            "ticks": found[0], "bps": ratio_text(10_000 * found[0], found[1], BPS_PLACES),
+            "ts_ns": found[2].ts_ns, "mark": found[2].mark, "index": found[1]}
     out["mark_overshoot"] = detail
     candidates = [c for c in (below, above) if c is not None]
     worst = max(candidates, key=lambda c: abs(c[0]), default=None)
     out["max_mark_overshoot_ticks"] = worst[0] if worst else 0
     out["max_mark_overshoot_bps"] = (
-        ratio_text(10_000 * worst[0], worst[1].index, BPS_PLACES) if worst
+        ratio_text(10_000 * worst[0], worst[1], BPS_PLACES) if worst
         else ratio_text(0, 1, BPS_PLACES))
 
 
@@ -491,7 +492,7 @@ def _insurance(out: dict[str, Any], record: RunRecord, t: Tape) -> None:
             ys.append(s.insurance_fund)
             previous = s.insurance_fund
     xs, ys = decimate(xs, ys, PATH_POINTS)
-    out["insurance_fund_path"] = [[x, y] for x, y in zip(xs, ys)]
+    out["insurance_fund_path"] = [[x, y] for x, y in zip(xs, ys, strict=True)]
     out["insurance_takeovers"] = len(t.takeovers)
     out["insurance_takeover_lots"] = sum(e.qty for _, e in t.takeovers)
 

@@ -14,7 +14,6 @@ from typing import Any
 
 from gaemi.risk.markets import MarketSpec
 
-
 __all__ = ["Cohort", "RunRecord", "Sample"]
 
 

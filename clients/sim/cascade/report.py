@@ -29,12 +29,20 @@ from pathlib import Path
 from typing import Any
 
 from gaemi.clients.sim.cascade.metrics import (
-    CSV_COLUMNS, NS_PER_SECOND, Tape, decimate, liquidation_rows, ratio_text, start_ts, summarize,
-    tape, time_text, usd_text,
+    CSV_COLUMNS,
+    NS_PER_SECOND,
+    Tape,
+    decimate,
+    liquidation_rows,
+    ratio_text,
+    start_ts,
+    summarize,
+    tape,
+    time_text,
+    usd_text,
 )
 from gaemi.clients.sim.cascade.record import RunRecord
 from gaemi.risk.markets import UNIT
-
 
 __all__ = [
     "CHARTS", "KEY_METRICS", "PNG_CHARTS", "comparison", "print_summary", "write_outputs",
@@ -310,7 +318,7 @@ def _graph(t: Tape, spec: Any) -> dict[str, Any]:
         by_gen[r.event.generation].append(r)
     if len(rows) > GRAPH_NODES:
         # every generation keeps its share of GRAPH_NODES (at least 25), the largest first
-        keep = set()
+        keep: set[int] = set()
         for members in by_gen.values():
             quota = max(min(len(members), 25), GRAPH_NODES * len(members) // len(rows))
             keep.update(r.event.liquidation_id
@@ -447,7 +455,8 @@ def _graph_figure(graph: dict[str, Any], summary: dict[str, Any]) -> dict[str, A
 
 def _overlay_figure(views: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
     data = []
-    for (summary, series), dash, name in zip(views, ("solid", "dash"), ("A", "B")):
+    for (summary, series), dash, name in zip(views, ("solid", "dash"), ("A", "B"),
+                                             strict=False):  # one or two runs
         xs, ys = series["mark"]
         data.append({"type": "scatter", "mode": "lines", "x": _isos(xs), "y": ys,
                      "name": f"{name} mark ({_run_label(summary)})",
@@ -543,11 +552,11 @@ def _html(views: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
     figures: dict[str, dict[str, Any]] = {}
     columns = []
     names = ("A", "B") if len(views) > 1 else ("",)
-    for (summary, series), name in zip(views, names):
+    for (summary, series), name in zip(views, names, strict=True):
         figs = _figures(series, summary)
         prefix = f"run{name.lower() or 'a'}"
-        head = f"{name}: " if name else ""
-        parts = [f"<h2>{_esc(head + _run_label(summary))} · seed {_esc(summary['seed'])}</h2>"]
+        label = (f"{name}: " if name else "") + _run_label(summary)
+        parts = [f"<h2>{_esc(label)} · seed {_esc(summary['seed'])}</h2>"]
         for chart in CHARTS:
             div = f"{prefix}-{chart}"
             figures[div] = figs[chart]
@@ -605,14 +614,15 @@ def _html(views: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
 def _pngs(series: dict[str, Any], summary: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.collections import LineCollection
-    from matplotlib.figure import Figure
-
     from matplotlib.dates import date2num
+    from matplotlib.figure import Figure
 
     x_label = "time (UTC)"
     paths: dict[str, Path] = {}
 
-    def when(xs: list[int]) -> list[datetime]:
+    def when(xs: list[int]) -> Any:
+        # datetimes, which matplotlib plots through its date converter (its type stubs list
+        # only numbers and arrays)
         return [_when(x) for x in xs]
 
     def save(name: str, fig: Figure) -> None:
@@ -644,7 +654,7 @@ def _pngs(series: dict[str, Any], summary: dict[str, Any], out_dir: Path) -> dic
     below = [0.0] * n
     for g, (xs, ys) in bins["groups"].items():
         top = below[:]
-        for b, y in zip(xs, ys):
+        for b, y in zip(xs, ys, strict=True):
             top[b] += y
         ax.stairs(top, edges, baseline=below, fill=True, color=_GEN_COLORS[g - 1],
                   label=_gen_name(g))
@@ -719,7 +729,7 @@ def print_summary(summary: dict[str, Any], *, compare: dict[str, Any] | None = N
             cells.append("" if d is None else _shown(label, d))
         table.add_row(label, *cells)
     console.print(table)
-    for name, s in zip(("A: ", "B: ") if compare is not None else ("",), runs):
+    for name, s in zip(("A: ", "B: ") if compare is not None else ("",), runs, strict=True):
         gens = Table(title=f"{name}generations", title_justify="left")
         for col in ("gen", "liquidations", "accounts", "notional (USD)", "share", "branching"):
             gens.add_column(col, justify="right")

@@ -12,7 +12,6 @@ from gaemi.clients.sim.scenario.driver import run
 from gaemi.clients.sim.scenario.loader import ScenarioError, load_scenario, preset_names
 from gaemi.clients.sim.scenario.params import Scenario
 
-
 __all__ = ["DEFAULT_PRESET", "Scenario", "ScenarioError", "load_scenario", "preset_names", "run"]
 
 DEFAULT_PRESET = "ants-skhynix"

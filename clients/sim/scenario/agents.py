@@ -42,14 +42,16 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gaemi.clients.live.session import Reply, Session
-from gaemi.risk.calendar import NS_PER_SECOND
-from gaemi.risk.markets import UNIT, MarketSpec
-
 from gaemi.clients.sim.cascade.record import Cohort
 from gaemi.clients.sim.scenario.params import (
-    ArbParams, CohortParams, EtfParams, MarketMakerParams, NoiseParams,
+    ArbParams,
+    CohortParams,
+    EtfParams,
+    MarketMakerParams,
+    NoiseParams,
 )
-
+from gaemi.risk.calendar import NS_PER_SECOND
+from gaemi.risk.markets import UNIT, MarketSpec
 
 __all__ = [
     "Api", "Arbitrageur", "EtfRebalancer", "MarketMaker", "NoiseTrader", "RetailCohort", "View",
@@ -315,11 +317,10 @@ class RetailCohort:
         ant = self.ants[account_id - self.first_id]
         ant.resting = False  # a liquidation cancels the account's orders first
         assert ant.session is not None
-        if ant.session.position(self.api.symbol) == 0:
-            if ant.state == _OPEN:
-                ant.state = _GONE
-                ant.version += 1
-                self.stats["liquidated_out"] += 1
+        if ant.session.position(self.api.symbol) == 0 and ant.state == _OPEN:
+            ant.state = _GONE
+            ant.version += 1
+            self.stats["liquidated_out"] += 1
 
     def on_fill(self, account_id: int, fill: dict[str, Any]) -> None:
         """A ``fills`` push of the account's resting dip order (a maker fill)."""

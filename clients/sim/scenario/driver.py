@@ -42,26 +42,35 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from gaemi.clients.live.session import Reply, Session
+from gaemi.clients.sim.cascade.record import Cohort, RunRecord, Sample
 from gaemi.clients.sim.inprocess import InProcess, InProcessSession
+from gaemi.clients.sim.scenario.agents import (
+    Arbitrageur,
+    EtfRebalancer,
+    MarketMaker,
+    NoiseTrader,
+    RetailCohort,
+    View,
+)
+from gaemi.clients.sim.scenario.market import build_spec
+from gaemi.clients.sim.scenario.params import Scenario
+from gaemi.clients.sim.scenario.path import DayPlan, build_days
 from gaemi.engine.codes import RejectReason
 from gaemi.gateway.exchange import Exchange
 from gaemi.gateway.sessions import Limits
 from gaemi.risk import commands as C
 from gaemi.risk.calendar import NS_PER_SECOND
 from gaemi.risk.events import (
-    Adl, BadDebt, Fill, FundingSettled, InsuranceTakeover, Liquidation, Rejected,
+    Adl,
+    BadDebt,
+    Fill,
+    FundingSettled,
+    InsuranceTakeover,
+    Liquidation,
+    Rejected,
 )
 from gaemi.risk.markets import UNIT
 from gaemi.risk.venue import Venue
-
-from gaemi.clients.sim.cascade.record import Cohort, RunRecord, Sample
-from gaemi.clients.sim.scenario.agents import (
-    Arbitrageur, EtfRebalancer, MarketMaker, NoiseTrader, RetailCohort, View,
-)
-from gaemi.clients.sim.scenario.market import build_spec
-from gaemi.clients.sim.scenario.params import Scenario
-from gaemi.clients.sim.scenario.path import DayPlan, build_days
-
 
 __all__ = ["run"]
 
@@ -433,7 +442,11 @@ class _Progress:
 
     def __init__(self, name: str, total: int) -> None:
         from rich.progress import (
-            BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
         )
 
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(),

@@ -40,11 +40,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from gaemi.risk.markets import PRESETS, MarketSpec
-
 from gaemi.clients.sim.scenario.market import build_spec
-from gaemi.clients.sim.scenario.params import CohortParams, MarketParams, Scenario, ShockParams, TierParams
-
+from gaemi.clients.sim.scenario.params import (
+    CohortParams,
+    MarketParams,
+    Scenario,
+    ShockParams,
+    TierParams,
+)
+from gaemi.risk.markets import PRESETS, MarketSpec
 
 __all__ = ["ScenarioError", "load_scenario", "parse_scenario", "preset_names", "preset_path"]
 
@@ -122,7 +126,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def parse_scenario(data: dict[str, Any], source: str = "<scenario>") -> Scenario:
     """A validated Scenario from parsed TOML (``extends`` already resolved)."""
     try:
-        scenario = _build(Scenario, Scenario(), data, "")
+        scenario: Scenario = _build(Scenario, Scenario(), data, "")
         build_spec(scenario.market)  # the market must be a valid MarketSpec too
     except (ScenarioError, ValueError) as exc:
         raise ScenarioError(f"{source}: {exc}") from None
@@ -155,7 +159,7 @@ def _key(where: str, name: str) -> str:
 
 
 def _value(cls: type, name: str, hint: Any, current: Any, value: Any, key: str) -> Any:
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _build(hint, current, value, key)
     if cls is MarketParams and name == "tiers":
         return _tiers(value, key)

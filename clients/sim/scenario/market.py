@@ -5,10 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from fractions import Fraction
 
-from gaemi.risk.markets import PPB, PRESETS, UNIT, MarginTier, MarketSpec
-
 from gaemi.clients.sim.scenario.params import MarketParams
-
+from gaemi.risk.markets import PPB, PRESETS, UNIT, MarginTier, MarketSpec
 
 __all__ = ["build_spec"]
 

@@ -4,8 +4,8 @@ from (docs/scenarios.md has the same table with the story).
 The defaults ARE the default scenario, ``ants-skhynix``: SK Hynix's real fall of 2026-07-28 on
 SKHYNIX-PERP. A TOML scenario (clients/sim/scenario/loader.py) overrides some of them. Sources:
 "§n" is a section of the project's reference notes on perp mechanics (not shipped); "data:" is a
-data set's README (clients/marketdata/data/prices, or a shared data set named by its folder); "design"
-marks a choice of this prototype with no outside anchor, stated as such.
+data set's README (clients/marketdata/data/prices, or a shared data set named by its folder);
+"design" marks a choice of this prototype with no outside anchor, stated as such.
 
 Units are the ones people use (USD, percent, basis points, seconds); the driver converts them
 to the venue's integers (ticks, lots, micro-dollars, ppb, nanoseconds) once, at the start.
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import date
-
 
 __all__ = [
     "ArbParams", "CohortParams", "EtfParams", "MarketMakerParams", "MarketParams", "NoiseParams",

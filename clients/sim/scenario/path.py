@@ -34,12 +34,10 @@ from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
 
+from gaemi.clients.marketdata.prices import SERIES_OF, DailyBar, currency_of, load_series, to_ticks
+from gaemi.clients.sim.scenario.params import PathParams, ShockParams
 from gaemi.risk.calendar import NS_PER_DAY, NS_PER_SECOND, days_from_civil, utc_offset_ns
 from gaemi.risk.markets import MarketSpec
-
-from gaemi.clients.sim.scenario.params import PathParams, ShockParams
-from gaemi.clients.marketdata.prices import DailyBar, SERIES_OF, currency_of, load_series, to_ticks
-
 
 __all__ = ["DayPlan", "build_days", "series_for"]
 
