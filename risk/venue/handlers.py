@@ -84,8 +84,9 @@ class PlaceOrder(Handler):
         if found is None:
             return None
         acct, m = found
-        t = Ticket(acct, m, cmd.side, cmd.price, cmd.qty, cmd.tif, cmd.post_only,
-                   cmd.reduce_only, cmd.client_order_id, command=cmd)
+        t = Ticket(acct, m, cmd.side, cmd.price, cmd.qty, cmd.tif, command=cmd,
+                   post_only=cmd.post_only, reduce_only=cmd.reduce_only,
+                   client_order_id=cmd.client_order_id)
         reason = orders.validate_order(t)
         if reason:
             st.reject(cmd, reason, account_id=acct.account_id, symbol=m.symbol,
@@ -174,7 +175,7 @@ class AmendOrder(Handler):
             return True  # a smaller size at the same price keeps its place and its risk
         # more risk: the new terms must pass the checks a new order with them would
         t = Ticket(ctx["account"], ctx["market"], order.side, ctx["price"], ctx["qty"],
-                   TimeInForce.GTC, False, order.reduce_only, None, command=ctx["cmd"])
+                   TimeInForce.GTC, command=ctx["cmd"], reduce_only=order.reduce_only)
         reason = orders.risk_check(st, t, replaces=order)
         if reason == R.NONE and order.reduce_only and t.qty < ctx["qty"]:
             reason = R.REDUCE_ONLY_WOULD_INCREASE
@@ -198,8 +199,8 @@ class AmendOrder(Handler):
                                       new_qty, "user"))
         order.price, order.qty = new_price, new_qty
         # a re-queued order may trade first: settle it like a new taker
-        t = Ticket(acct, m, order.side, new_price, new_qty, TimeInForce.GTC, False,
-                   order.reduce_only, order.client_order_id, command=ctx["cmd"],
+        t = Ticket(acct, m, order.side, new_price, new_qty, TimeInForce.GTC, command=ctx["cmd"],
+                   reduce_only=order.reduce_only, client_order_id=order.client_order_id,
                    order_id=order.order_id)
         filled, _, _ = orders.consume(st, t, book_events)
         if filled < new_qty:
@@ -213,8 +214,8 @@ class PlaceConditional(Handler):
         if found is None:
             return None
         acct, m = found
-        t = Ticket(acct, m, cmd.side, cmd.price, cmd.qty, TimeInForce.GTC, False,
-                   cmd.reduce_only, cmd.client_order_id, command=cmd)
+        t = Ticket(acct, m, cmd.side, cmd.price, cmd.qty, TimeInForce.GTC, command=cmd,
+                   reduce_only=cmd.reduce_only, client_order_id=cmd.client_order_id)
         reason = orders.validate_order(t)
         if not reason and (cmd.kind not in ("stop", "take_profit") or not is_int(
                 cmd.trigger_price) or not 0 < cmd.trigger_price <= m.spec.max_price):

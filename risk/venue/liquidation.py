@@ -75,8 +75,8 @@ def _liquidate_slice(st: State, acct: Account, m: Market, cause: Cause,
     liq_id = st.new_liquidation_id()
     lo, hi = limit_band(m)
     order_id = st.new_order_id()
-    ticket = Ticket(acct, m, close_side, None, qty, TimeInForce.IOC, False, True, None,
-                    command=None, order_id=order_id,
+    ticket = Ticket(acct, m, close_side, None, qty, TimeInForce.IOC, command=None,
+                    reduce_only=True, order_id=order_id,
                     parent=Cause("fill", st.cur_seq, None, liq_id, generation),
                     liquidation_id=liq_id, bankruptcy=bankruptcy)
     ticket.limit = min(max(bankruptcy, lo), hi)

@@ -376,11 +376,11 @@ def fire_triggers(st: State, m: Market) -> None:
         st.events.append(OrderTriggered(acct.account_id, m.symbol, fired.order_id,
                                         fired.trigger, mark))
         parent = Cause("fill", st.cur_seq, None, m.cause.liquidation_id, m.cause.generation)
+        command = C.PlaceOrder(acct.account_id, m.symbol, fired.side, fired.price, fired.qty)
         ticket = Ticket(acct, m, fired.side, fired.price, fired.qty,
-                        TimeInForce.GTC if fired.price else TimeInForce.IOC, False,
-                        fired.reduce_only, fired.client_order_id, order_id=fired.order_id,
-                        parent=parent, command=C.PlaceOrder(acct.account_id, m.symbol,
-                                                            fired.side, fired.price, fired.qty))
+                        TimeInForce.GTC if fired.price else TimeInForce.IOC, command=command,
+                        reduce_only=fired.reduce_only, client_order_id=fired.client_order_id,
+                        order_id=fired.order_id, parent=parent)
         if not place_checked(st, ticket):
             st.events.append(OrderCanceled(acct.account_id, m.symbol, fired.order_id,
                                            fired.qty, "rejected"))

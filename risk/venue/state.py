@@ -183,9 +183,10 @@ class Ticket:
                  "bankruptcy", "command")
 
     def __init__(self, account: Account, market: Market, side: Any, price: Any, qty: Any,
-                 tif: Any, post_only: Any, reduce_only: Any, client_order_id: Any, *,
-                 command: Any, order_id: int | None = None, parent: Cause | None = None,
-                 liquidation_id: int | None = None, bankruptcy: int = 0) -> None:
+                 tif: Any, *, command: Any, post_only: Any = False, reduce_only: Any = False,
+                 client_order_id: Any = None, order_id: int | None = None,
+                 parent: Cause | None = None, liquidation_id: int | None = None,
+                 bankruptcy: int = 0) -> None:
         self.account = account
         self.market = market
         self.order_id = order_id
