@@ -6,8 +6,8 @@
     args = parser.parse_args(argv)
     return args.func(args)
 
-``python -m gaemi.clients.cli.sim demo`` runs the same commands without the main ``gaemi``
-entry point.
+``main(argv)`` runs the same two subcommands without the rest of the ``gaemi`` parser (the
+tests call it); from a shell, ``python -m gaemi.clients.cli demo`` is ``gaemi demo``.
 """
 
 from __future__ import annotations
@@ -134,10 +134,6 @@ def _machine() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gaemi.clients.cli.sim")
+    parser = argparse.ArgumentParser(prog="gaemi")
     add_parsers(parser.add_subparsers(dest="command", required=True))
     return guarded(lambda: parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

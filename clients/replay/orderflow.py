@@ -23,7 +23,7 @@ keys, an op's arguments checked by the wire's own mapping; any fault is an ``Ord
 naming the line (JSONL) or the record number and byte offset (msgpack).
 
 ``apply(records, venue)`` feeds a ``risk.Venue`` in process: ``AdvanceTime(ts)`` when the
-clock moves, then the request's command (``gateway.wire.messages.order_command`` for order
+clock moves, then the request's command (``gaemi.gateway.commands.order_command`` for order
 ops, the admin mapping below for the rest), and returns the events of every record.
 """
 

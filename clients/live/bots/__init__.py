@@ -2,7 +2,8 @@
 retail "ant" and a momentum taker. ``BOTS`` maps the names ``gaemi bot`` takes to the classes.
 
 Each bot is a class with a parameters dataclass (``Bot.Params``) and an async
-``run(client, *, stop_event=None, duration=None)`` over a logged-on ``clients.client.Client``.
+``run(client, *, stop_event=None, duration=None)`` over a logged-on
+``gaemi.clients.live.client.Client``.
 """
 
 from __future__ import annotations

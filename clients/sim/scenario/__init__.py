@@ -2,7 +2,7 @@
 the wire messages a websocket client would send (docs/scenarios.md).
 
 ``load_scenario(preset_or_path)`` reads a TOML scenario (clients/sim/scenario/loader.py);
-``run(scenario)`` runs it through a ``risk.Venue`` and returns a ``RunRecord``
+``run(scenario)`` runs it through the sans-I/O gateway ``Exchange`` and returns a ``RunRecord``
 (clients/sim/cascade/record.py), the input of the cascade metrics and report.
 """
 

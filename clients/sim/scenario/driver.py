@@ -1,4 +1,5 @@
-"""Run a scenario through a ``risk.Venue`` in-process and keep what happened (a ``RunRecord``).
+"""Run a scenario in process through the sans-I/O gateway ``Exchange`` and keep what happened
+(a ``RunRecord``).
 
 Theory of operation
 -------------------
