@@ -1,6 +1,6 @@
 """The ``gaemi`` command line, on top of everything else: one module per family of
-subcommands (``replay``: replay, flow; ``serve``; ``sim``: demo, cascade; ``bots``: bot), and
-``common``: the one-line user errors every subcommand shares.
+subcommands (``replay``: replay, flow; ``serve``; ``sim``: demo, cascade, ensemble; ``bots``:
+bot), and ``common``: the one-line user errors every subcommand shares.
 """
 
 from __future__ import annotations

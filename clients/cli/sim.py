@@ -1,12 +1,13 @@
-"""``gaemi demo`` and ``gaemi cascade``: run scenarios and write their cascade reports.
+"""``gaemi demo`` and ``gaemi cascade``: run scenarios and write their cascade reports;
+``gaemi ensemble``: run one (or two) over many seeds on Ray.
 
-``add_parsers(subparsers)`` registers both subcommands on the ``gaemi`` parser; each sets
+``add_parsers(subparsers)`` registers the subcommands on the ``gaemi`` parser; each sets
 ``func`` to its handler, which takes the parsed arguments and returns the exit status::
 
     args = parser.parse_args(argv)
     return args.func(args)
 
-``main(argv)`` runs the same two subcommands without the rest of the ``gaemi`` parser (the
+``main(argv)`` runs the same subcommands without the rest of the ``gaemi`` parser (the
 tests call it); from a shell, ``python -m gaemi.clients.cli demo`` is ``gaemi demo``.
 """
 
@@ -26,7 +27,7 @@ from gaemi.clients.sim.scenario import DEFAULT_PRESET
 from gaemi.clients.sim.scenario.loader import ScenarioError, load_scenario, preset_names
 from gaemi.clients.sim.scenario.params import Scenario
 
-__all__ = ["add_parsers", "cmd_cascade", "cmd_demo", "main"]
+__all__ = ["add_parsers", "cmd_cascade", "cmd_demo", "cmd_ensemble", "main"]
 
 DEFAULT_OUT = Path("gaemi-out")
 
@@ -55,6 +56,40 @@ def add_parsers(subparsers: Any) -> None:
                          help="output folder (default: ./gaemi-out/<scenario>[-vs-<compare>])")
     _common(cascade)
     cascade.set_defaults(func=cmd_cascade)
+    ensemble = subparsers.add_parser(
+        "ensemble", help="run a scenario (and a counterfactual) over N seeds on Ray: means "
+                         "and 95%% intervals, paired differences",
+        description="Run N seeds of a scenario (and of --compare, on the same seeds, so each "
+                    "difference is paired) as parallel Ray tasks; write runs.csv and "
+                    "ensemble.json (docs/cascade.md, Ensembles).")
+    ensemble.add_argument("--scenario", required=True, metavar="FILE|PRESET",
+                          help="a scenario TOML file or a preset name")
+    ensemble.add_argument("--compare", metavar="FILE|PRESET",
+                          help="the counterfactual, run on the same seeds")
+    ensemble.add_argument("--seeds", type=_positive, required=True, metavar="N",
+                          help="how many seeds: S, S+1, ..., S+N-1")
+    ensemble.add_argument("--seed", type=int, default=None, metavar="S",
+                          help="the first seed (default: the scenario's own)")
+    ensemble.add_argument("--address", default=None, metavar="ADDR",
+                          help="join a running Ray cluster (\"auto\", host:port or "
+                               "ray://host:port); default: start a local Ray")
+    ensemble.add_argument("--out", type=Path, default=None,
+                          help="output folder (default: ./gaemi-out/ensemble-<scenario>"
+                               "[-vs-<compare>])")
+    ensemble.add_argument("--book", choices=("auto", "compiled", "reference"), default="auto",
+                          help="order-book implementation (default: auto)")
+    ensemble.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ensemble.set_defaults(func=cmd_ensemble)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -73,6 +108,68 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_cascade(args: argparse.Namespace) -> int:
     refs = [args.scenario] + ([args.compare] if args.compare else [])
     return _run(refs, args.out, args)
+
+
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    from gaemi.clients.sim.ensemble import describe, run_ensemble, write_ensemble
+
+    try:
+        first = load_scenario(args.scenario, seed=args.seed)
+        seeds = [first.seed + i for i in range(args.seeds)]
+        a = [load_scenario(args.scenario, seed=s) for s in seeds]
+        b = [load_scenario(args.compare, seed=s) for s in seeds] if args.compare else None
+    except (ScenarioError, FileNotFoundError) as exc:
+        raise SystemExit(str(exc)) from None
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise SystemExit("gaemi ensemble needs Ray (pip install ray)") from None
+    names = [a[0].name] + ([b[0].name] if b else [])
+    out = args.out or DEFAULT_OUT / ("ensemble-" + "-vs-".join(names))
+    print(f"Ensemble: {' vs '.join(names)} on seeds {seeds[0]}..{seeds[-1]} "
+          f"({len(a) + len(b or [])} runs) on Ray ({args.address or 'local'})")
+    try:
+        result = run_ensemble(a, b, address=args.address, book=args.book,
+                              progress=not args.no_progress)
+    except ConnectionError as exc:
+        raise SystemExit(f"cannot reach the Ray cluster at {args.address}: {exc}") from None
+    paths = write_ensemble(result, out)
+    _print_ensemble(describe(result))
+    print(f"\nFiles:  {paths['runs'].resolve()}, {paths['ensemble'].name}")
+    print(f"Time:   {result.seconds:.1f} s on {result.ray['cpus']} CPUs "
+          f"({result.ray['nodes']} node{'s' if result.ray['nodes'] != 1 else ''})")
+    return 0 if all(r["conservation_ok"] for r in result.rows_a + (result.rows_b or [])) else 1
+
+
+def _print_ensemble(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def num(x: float) -> str:
+        for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e4, "k")):
+            if abs(x) >= scale:
+                return f"{x / scale:.3g}{suffix}" if suffix != "k" else f"{x / 1e3:.1f}k"
+        return f"{x:.4g}"
+
+    def cell(stat: dict[str, Any] | None) -> str:
+        if not stat or stat["n"] == 0:
+            return "–"
+        return f"{num(stat['mean'])} [{num(stat['ci_low'])}, {num(stat['ci_high'])}]"
+
+    table = Table(title=f"{summary['runs']} runs, seeds {summary['seeds'][0]}.."
+                        f"{summary['seeds'][-1]}: mean [95% bootstrap interval]",
+                  title_justify="left")
+    table.add_column("metric")
+    table.add_column(f"A: {summary['a']}", justify="right")
+    if summary["b"] is not None:
+        table.add_column(f"B: {summary['b']}", justify="right")
+        table.add_column("B − A (paired)", justify="right")
+    for name, stat in summary["metrics_a"].items():
+        cells = [cell(stat)]
+        if summary["b"] is not None:
+            cells += [cell(summary["metrics_b"][name]), cell(summary["paired_differences"][name])]
+        table.add_row(name, *cells)
+    Console(width=max(Console().width, 120)).print(table)
 
 
 def _run(refs: list[str], out: Path | None, args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from fractions import Fraction
 from functools import cache
 from itertools import pairwise
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from gaemi.clients.cli.sim import main
+from gaemi.clients.sim.cascade.metrics import liquidation_rows, summarize
 from gaemi.clients.sim.cascade.record import RunRecord
 from gaemi.clients.sim.scenario import Scenario, load_scenario, run
 from gaemi.clients.sim.scenario.market import build_spec
@@ -93,6 +95,33 @@ DEMO_STATE_HASH = "a1b40b2d7e9229e7"
 def test_the_default_scenario_ends_in_its_documented_state(default_record: RunRecord) -> None:
     assert default_record.state_hash == DEMO_STATE_HASH
     assert default_record.conservation_ok
+
+
+@pytest.mark.slow
+def test_the_default_summary_counts_traders_apart_and_finds_the_cascade_window(
+        default_record: RunRecord) -> None:
+    # Act
+    s = summarize(default_record)
+
+    # Assert: the identities of docs/cascade.md on the real run
+    everything = _liquidations(default_record)
+    assert s["fund_liquidations"] >= 1  # the fund deleverages what it took over
+    assert s["liquidations"] + s["fund_liquidations"] == len(everything)
+    assert s["liquidated_notional"] + s["fund_liquidated_notional"] == sum(
+        row["notional"] for row in liquidation_rows(default_record))
+    for key in ("liquidations", "liquidated_accounts", "liquidated_notional"):
+        assert sum(c[key] for c in s["cohorts"]) == s[key], key
+    assert sum(g["liquidations"] for g in s["generations"]) == s["liquidations"]
+    assert sum(g["notional"] for g in s["generations"]) == s["liquidated_notional"]
+    assert s["liquidated_accounts"] == len({a for a in _accounts(default_record) if a >= 0})
+    # the window holds the peak second and opens after the reference of the depth and OI
+    window = s["cascade_window"]
+    assert window["start_ts_ns"] <= s["peak_second_ts_ns"] <= window["end_ts_ns"]
+    assert s["depth_consumed"]["reference_ts_ns"] < window["start_ts_ns"]
+    assert s["open_interest"]["start_ts_ns"] < window["start_ts_ns"] <= \
+        s["open_interest"]["end_ts_ns"]
+    assert s["open_interest"]["start"] > 0 and s["open_interest"]["change"] < 0
+    assert Fraction(s["duration_s"]) < Fraction(s["run_duration_s"])
 
 
 @pytest.mark.slow

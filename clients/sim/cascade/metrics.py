@@ -12,9 +12,23 @@ The one number the report leads with is the **endogenous multiplier**:
 
 A first-generation liquidation was set off by something outside the cascade (an index update,
 an ordinary trade, funding, the clock); every later generation was set off by an earlier
-liquidation. M = 1 means no liquidation caused another. When there is no first-generation
-notional in the watched market (no liquidations at all, or a cross-margin cascade that began
-in another market) M is undefined and reported as ``None`` (JSON null), never 0 or infinity.
+liquidation, through a fill of it or a mark move it caused. M = 1 means no liquidation caused
+another.
+
+Only traders count. The insurance fund's own liquidations (of the inventory it took over;
+negative account ids) are forced flow too, but they are not a trader losing a position: they
+are reported apart (``fund_liquidations``, ``fund_liquidated_notional``) and are transparent in
+the graph (a trader liquidation set off by the fund's forced flow is the child of the trader
+liquidation behind the fund's). The identities, tested: the cohort table sums to the
+headline; the generation table sums to the headline; traders + fund = every liquidation.
+
+A mark moved by the passage of time is not caused by any liquidation, even one whose fills are
+still inside the mark's basis window: such a liquidation is a root (``cause_kind`` "time") and
+the nearest liquidation is reported as ``time_proximity`` apart, never as its parent.
+
+When there is no first-generation notional in the watched market (no liquidations at all, or
+a cross-margin cascade that began in another market) M is undefined and reported as ``None``
+(JSON null), never 0 or infinity.
 
 This module reads events by their ``kind`` text (risk/events.py), so it depends only on the
 record, not on the venue.
@@ -37,7 +51,7 @@ __all__ = [
     "time_text", "usd_text",
 ]
 
-SCHEMA = "gaemi-cascade-summary/1"
+SCHEMA = "gaemi-cascade-summary/2"  # 2: traders-only headline, causal links, the window
 NS_PER_SECOND = 1_000_000_000
 NS_PER_MINUTE = 60 * NS_PER_SECOND
 BUY, SELL = 1, -1
@@ -53,8 +67,11 @@ CSV_COLUMNS = (
     "ts_ns", "time_utc", "t_s", "liquidation_id", "account", "cohort", "side", "position", "qty",
     "price", "price_usd", "mark", "bankruptcy_price", "notional", "notional_usd", "book_qty",
     "insurance_qty", "adl_qty", "fee", "generation", "cause_kind", "cause_seq", "cause_trade_id",
-    "cause_liquidation_id",
+    "cause_liquidation_id", "parent", "trader", "in_cascade_window",
 )
+# the cascade window: the liquidations of the traders, cut where two in a row are more than
+# this far apart; the window is the cluster with the most notional (docs/cascade.md)
+CASCADE_GAP_NS = 60 * NS_PER_SECOND
 
 
 # -- number formatting ---------------------------------------------------------------------------
@@ -101,14 +118,19 @@ class TapeRow:
     event: Any  # risk.events.Liquidation
     notional: int  # micro-dollars, exact: see ``tape``
     cohort: str
-    parent: int | None  # cause.liquidation_id
+    fund: bool  # the insurance fund's own liquidation (account id < 0), not a trader's
+    parent: int | None  # the causing trader liquidation (see ``tape``), None for a root
+    generation: int  # 1 + the parent's generation; 1 for a root
+    proximate: int | None  # for a root set off by time: the liquidation still in the window
 
 
 @dataclass(slots=True)
 class Tape:
-    rows: list[TapeRow]
-    by_id: dict[int, TapeRow]
-    children: dict[int, list[int]]  # parent id -> child ids (in tape order)
+    rows: list[TapeRow]  # the traders' liquidations: every headline number counts these
+    fund_rows: list[TapeRow]  # the insurance fund's own liquidations, reported apart
+    every: list[TapeRow]  # both, in the order the venue emitted them
+    by_id: dict[int, TapeRow]  # both kinds
+    children: dict[int, list[int]]  # trader parent id -> trader child ids (in tape order)
     approximate: int  # rows whose notional came from the rounded average price
     adl: list[tuple[int, Any]]
     takeovers: list[tuple[int, Any]]
@@ -124,6 +146,13 @@ def tape(record: RunRecord) -> Tape:
     x multiplier``. If the record lacks some of its fills (they do not add up to
     ``book_qty``), the rounded average is used instead: ``qty x price x multiplier``; such rows
     are counted in ``approximate``.
+
+    The causal link of a liquidation is its ``cause.liquidation_id`` when the cause is a fill
+    or a liquidation (a takeover, ADL): that liquidation's forced flow moved the mark. A cause
+    of kind "time" is no link (``proximate`` keeps the id). A fund liquidation in the chain is
+    skipped: a trader's parent is the nearest trader liquidation up the chain. A link to a
+    liquidation outside the watched market (not on the tape) is kept as an orphan, with the
+    venue's generation.
     """
     market = record.market
     mult = record.spec.multiplier
@@ -149,9 +178,13 @@ def tape(record: RunRecord) -> Tape:
             else:
                 value = event.qty * event.price
                 approximate += 1
+            fund = event.account_id < 0
             cohort = record.cohorts.get(event.account_id)
-            label = cohort.label if cohort else FUND if event.account_id < 0 else UNASSIGNED
-            rows.append(TapeRow(ts, event, value * mult, label, event.cause.liquidation_id))
+            label = cohort.label if cohort else FUND if fund else UNASSIGNED
+            cause = event.cause
+            link = cause.liquidation_id if cause.kind != "time" else None
+            proximate = cause.liquidation_id if cause.kind == "time" else None
+            rows.append(TapeRow(ts, event, value * mult, label, fund, link, 1, proximate))
         elif kind == "adl":
             adl.append((ts, event))
         elif kind == "insurance_takeover":
@@ -161,20 +194,42 @@ def tape(record: RunRecord) -> Tape:
         elif kind == "funding":
             funding.append((ts, event))
     by_id = {row.event.liquidation_id: row for row in rows}
-    children: dict[int, list[int]] = defaultdict(list)
+    # a parent is always emitted before its children, so one pass in tape order settles the
+    # generations; a fund row passes its trader ancestor (and generation) on to its children
+    through: dict[int, tuple[int | None, int]] = {}  # fund row id -> (trader ancestor, its gen)
     for row in rows:
+        link = row.parent
+        if link is None:
+            parent, gen = None, 0
+        elif link in through:
+            parent, gen = through[link]
+        elif link in by_id:
+            parent, gen = link, by_id[link].generation
+        else:  # caused by a liquidation in another market: an orphan, the venue's generation
+            parent, gen = link, row.event.generation - 1
+        if row.fund:
+            through[row.event.liquidation_id] = (parent, gen)
+            row.parent, row.generation = parent, gen
+        else:
+            row.parent, row.generation = parent, gen + 1
+    children: dict[int, list[int]] = defaultdict(list)
+    traders = [row for row in rows if not row.fund]
+    for row in traders:
         if row.parent is not None:
             children[row.parent].append(row.event.liquidation_id)
-    return Tape(rows, by_id, dict(children), approximate, adl, takeovers, bad_debt, funding)
+    return Tape(traders, [row for row in rows if row.fund], rows, by_id, dict(children),
+                approximate, adl, takeovers, bad_debt, funding)
 
 
 def liquidation_rows(record: RunRecord, the_tape: Tape | None = None) -> list[dict[str, Any]]:
-    """The rows of liquidations.csv, one per liquidation (columns: docs/cascade.md)."""
+    """The rows of liquidations.csv, one per liquidation, the fund's included (``trader`` 0),
+    in the order the venue emitted them (columns: docs/cascade.md)."""
     t = the_tape or tape(record)
     start = start_ts(record)
     spec = record.spec
+    window = cascade_window(t)
     out = []
-    for row in t.rows:
+    for row in t.every:
         e = row.event
         out.append({
             "ts_ns": row.ts_ns,
@@ -196,16 +251,44 @@ def liquidation_rows(record: RunRecord, the_tape: Tape | None = None) -> list[di
             "insurance_qty": e.insurance_qty,
             "adl_qty": e.adl_qty,
             "fee": e.fee,
-            "generation": e.generation,
+            "generation": row.generation,
             "cause_kind": e.cause.kind,
             "cause_seq": e.cause.seq,
             "cause_trade_id": "" if e.cause.trade_id is None else e.cause.trade_id,
-            "cause_liquidation_id": "" if row.parent is None else row.parent,
+            "cause_liquidation_id": "" if e.cause.liquidation_id is None
+            else e.cause.liquidation_id,
+            "parent": "" if row.parent is None else row.parent,
+            "trader": 0 if row.fund else 1,
+            "in_cascade_window": int(window is not None and
+                                     window[0] <= row.ts_ns <= window[1]),
         })
     return out
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+def cascade_window(t: Tape) -> tuple[int, int] | None:
+    """(first, last) liquidation time of the cascade, None without trader liquidations.
+
+    The rule: the traders' liquidations are cut into clusters wherever two consecutive ones
+    are more than ``CASCADE_GAP_NS`` (60 s) apart; the cascade is the cluster with the most
+    liquidated notional (the earliest of equals). It runs from its first liquidation to its
+    last, both included.
+    """
+    best: tuple[int, int, int] | None = None  # (notional, first ts, last ts)
+    current: list[int] | None = None  # [notional, first ts, last ts]
+    for row in sorted(t.rows, key=lambda r: r.ts_ns):
+        if current is not None and row.ts_ns - current[2] <= CASCADE_GAP_NS:
+            current[0] += row.notional
+            current[2] = row.ts_ns
+            continue
+        if current is not None and (best is None or current[0] > best[0]):
+            best = (current[0], current[1], current[2])
+        current = [row.notional, row.ts_ns, row.ts_ns]
+    if current is not None and (best is None or current[0] > best[0]):
+        best = (current[0], current[1], current[2])
+    return None if best is None else (best[1], best[2])
 
 
 def start_ts(record: RunRecord) -> int:
@@ -291,7 +374,22 @@ def summarize(record: RunRecord, the_tape: Tape | None = None) -> dict[str, Any]
         "start_ts_ns": start_ts(record),
         "end_ts_ns": end_ts(record),
     }
-    out["duration_s"] = ratio_text(out["end_ts_ns"] - out["start_ts_ns"], NS_PER_SECOND, 3)
+    out["run_duration_s"] = ratio_text(out["end_ts_ns"] - out["start_ts_ns"], NS_PER_SECOND, 3)
+    window = cascade_window(t)
+    if window is None:
+        out["cascade_window"] = None
+        out["duration_s"] = None
+    else:
+        duration = ratio_text(window[1] - window[0], NS_PER_SECOND, 3)
+        inside = [r for r in rows if window[0] <= r.ts_ns <= window[1]]
+        out["cascade_window"] = {
+            "start_ts_ns": window[0], "end_ts_ns": window[1], "duration_s": duration,
+            "rule": f"the cluster of trader liquidations with the most notional, cut where two "
+                    f"in a row are more than {CASCADE_GAP_NS // NS_PER_SECOND} s apart",
+            "liquidations": len(inside),
+        }
+        _money(out["cascade_window"], "liquidated_notional", sum(r.notional for r in inside))
+        out["duration_s"] = duration
 
     # -- the tape and the provenance graph
     total = sum(r.notional for r in rows)
@@ -300,9 +398,18 @@ def summarize(record: RunRecord, the_tape: Tape | None = None) -> dict[str, Any]
     out["liquidated_lots"] = sum(r.event.qty for r in rows)
     _money(out, "liquidated_notional", total)
     out["notional_from_average_price"] = t.approximate
+    fund = t.fund_rows
+    out["fund_liquidations"] = len(fund)
+    out["fund_liquidated_lots"] = sum(r.event.qty for r in fund)
+    _money(out, "fund_liquidated_notional", sum(r.notional for r in fund))
+    near = [r for r in rows if r.proximate is not None]
+    out["time_proximity"] = {"liquidations": len(near),
+                             "rule": "a root set off by the passage of time while an earlier "
+                                     "liquidation's fills were inside the mark's basis window"}
+    _money(out["time_proximity"], "notional", sum(r.notional for r in near))
     generations: dict[int, list[TapeRow]] = defaultdict(list)
     for r in rows:
-        generations[r.event.generation].append(r)
+        generations[r.generation].append(r)
     first = sum(r.notional for r in generations.get(1, []))
     _money(out, "first_generation_notional", first)
     out["max_generation"] = max(generations, default=0)
@@ -347,7 +454,7 @@ def summarize(record: RunRecord, the_tape: Tape | None = None) -> dict[str, Any]
         "mean_of_parents": ratio_text(edges, sum(1 for n in fan if n), MULTIPLIER_PLACES),
         "distribution": {str(k): distribution[k] for k in sorted(distribution)},
     }
-    causes = Counter(r.event.cause.kind for r in rows if r.event.generation == 1)
+    causes = Counter(r.event.cause.kind for r in rows if r.generation == 1)
     out["first_generation_causes"] = dict(sorted(causes.items()))
 
     sides = {}
@@ -382,10 +489,10 @@ def summarize(record: RunRecord, the_tape: Tape | None = None) -> dict[str, Any]
 
     # -- the market around it
     samples = record.samples
-    out["depth_consumed"] = _depth_consumed(samples, rows)
+    out["depth_consumed"] = _depth_consumed(samples, t.every, window)
     _prices(out, record, rows)
     _overshoot(out, samples)
-    _open_interest(out, samples)
+    _open_interest(out, samples, window)
     _insurance(out, record, t)
     _bad_debt_and_adl(out, record, t)
     out["cohorts"] = _cohorts(record, rows)
@@ -394,22 +501,27 @@ def summarize(record: RunRecord, the_tape: Tape | None = None) -> dict[str, Any]
     return out
 
 
-def _depth_consumed(samples: list[Sample], rows: list[TapeRow]) -> dict[str, Any] | None:
-    """Book-executed liquidation lots against the depth resting before the first one.
+def _depth_consumed(samples: list[Sample], rows: list[TapeRow],
+                    window: tuple[int, int] | None) -> dict[str, Any] | None:
+    """The cascade window's forced flow executed on the book (the traders' and the fund's own
+    liquidations) against the depth resting just before the window opened.
 
-    The reference is the last sample taken strictly before the first liquidation (or the first
+    The reference is the last sample taken strictly before the window's start (or the first
     sample, if none is earlier). Closing longs sells into the bid, closing shorts buys the ask.
+    Without a window (no trader liquidations) nothing was consumed: the reference is the last
+    sample.
     """
     if not samples:
         return None
-    first_ts = rows[0].ts_ns if rows else samples[-1].ts_ns + 1
-    before = [s for s in samples if s.ts_ns < first_ts]
+    start = window[0] if window else samples[-1].ts_ns + 1
+    before = [s for s in samples if s.ts_ns < start]
     ref = before[-1] if before else samples[0]
     out: dict[str, Any] = {"reference_ts_ns": ref.ts_ns,
-                           "reference": "before the first liquidation" if before
-                           else "first sample (none before the first liquidation)"}
+                           "reference": "the last sample before the cascade window" if before
+                           else "first sample (none before the cascade window)"}
+    inside = [r for r in rows if window and window[0] <= r.ts_ns <= window[1]]
     for name, side, depth in (("bid", SELL, ref.bid_depth), ("ask", BUY, ref.ask_depth)):
-        lots = sum(r.event.book_qty for r in rows if r.event.side == side)
+        lots = sum(r.event.book_qty for r in inside if r.event.side == side)
         out[name] = {"book_lots": lots, "pre_cascade_depth_lots": depth,
                      "ratio": ratio_text(lots, depth)}
     return out
@@ -463,14 +575,25 @@ def _overshoot(out: dict[str, Any], samples: list[Sample]) -> None:
         else ratio_text(0, 1, BPS_PLACES))
 
 
-def _open_interest(out: dict[str, Any], samples: list[Sample]) -> None:
+def _open_interest(out: dict[str, Any], samples: list[Sample],
+                   window: tuple[int, int] | None) -> None:
+    """Open interest across the cascade window: from the last sample before its start to the
+    first sample at or after its end (min and max between them). Without a window, across the
+    whole run."""
     if not samples:
         out["open_interest"] = None
         return
-    values = [s.open_interest for s in samples]
+    if window is None:
+        span, over = samples, "the whole run (no cascade window)"
+    else:
+        lo = max((i for i, s in enumerate(samples) if s.ts_ns < window[0]), default=0)
+        hi = next((i for i, s in enumerate(samples) if s.ts_ns >= window[1]), len(samples) - 1)
+        span, over = samples[lo:hi + 1], "the cascade window"
+    values = [s.open_interest for s in span]
     start, end = values[0], values[-1]
-    out["open_interest"] = {"start": start, "end": end, "min": min(values), "max": max(values),
-                            "change": end - start,
+    out["open_interest"] = {"over": over, "start_ts_ns": span[0].ts_ns,
+                            "end_ts_ns": span[-1].ts_ns, "start": start, "end": end,
+                            "min": min(values), "max": max(values), "change": end - start,
                             "change_pct": ratio_text(100 * (end - start), start, 2)}
 
 
@@ -520,8 +643,10 @@ def _natural(text: str) -> list[Any]:
 
 def _cohorts(record: RunRecord, rows: list[TapeRow]) -> list[dict[str, Any]]:
     """Outcomes per cohort label, in natural order of label (accounts without a cohort
-    last)."""
+    last). Traders only (the fund's accounts have negative ids): the table sums to the
+    headline."""
     accounts = set(record.cohorts) | set(record.deposits) | set(record.final_equity)
+    accounts = {a for a in accounts if a >= 0} | {r.event.account_id for r in rows}
     groups: dict[str, list[int]] = defaultdict(list)
     for account in sorted(accounts):
         cohort = record.cohorts.get(account)

@@ -63,12 +63,16 @@ _COHORT_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564
 
 # (label, summary key or a function of the summary) for the terminal and the HTML tables
 KEY_METRICS: tuple[tuple[str, Any], ...] = (
-    ("liquidations", "liquidations"),
+    ("liquidations", "liquidations"),  # traders only, as every headline number
     ("liquidated accounts", "liquidated_accounts"),
     ("liquidated notional (USD)", "liquidated_notional_usd"),
     ("first-generation notional (USD)", "first_generation_notional_usd"),
     ("max generation", "max_generation"),
     ("endogenous multiplier", "endogenous_multiplier"),
+    ("roots set off by time near a liquidation", lambda s: s["time_proximity"]["liquidations"]),
+    ("insurance fund's own liquidations", "fund_liquidations"),
+    ("insurance fund's own liquidated notional (USD)", "fund_liquidated_notional_usd"),
+    ("cascade window duration (s)", "duration_s"),
     ("mean fan-out (children per liquidation)", lambda s: s["fan_out"]["mean"]),
     ("max fan-out", lambda s: s["fan_out"]["max"]),
     ("peak liquidation notional per second (USD)", "max_liquidation_notional_per_second_usd"),
@@ -281,7 +285,7 @@ def _series(record: RunRecord, t: Tape) -> dict[str, Any]:
         sorted(rows, key=lambda r: -r.notional)[:MARKERS], key=lambda r: r.ts_ns)
     out["markers"] = {"x": [r.ts_ns for r in shown],
                       "y": [r.event.price * px for r in shown],
-                      "generation": [r.event.generation for r in shown],
+                      "generation": [r.generation for r in shown],
                       "shown": len(shown), "total": len(rows)}
     # liquidation notional per bin, stacked by generation group
     span = max(1, math.ceil((record.samples[-1].ts_ns - t0) / NS_PER_SECOND)
@@ -292,7 +296,7 @@ def _series(record: RunRecord, t: Tape) -> dict[str, Any]:
     bins: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     for r in rows:
         b = (r.ts_ns - t0) // (width * NS_PER_SECOND)
-        bins[_gen_group(r.event.generation)][b] += r.notional
+        bins[_gen_group(r.generation)][b] += r.notional
     # bins by index: bin b starts at t0 + b * width seconds
     out["per_bin"] = {"width": width, "t0": t0, "groups": {
         g: (sorted(cells), [cells[b] / UNIT for b in sorted(cells)])
@@ -310,12 +314,20 @@ def _series(record: RunRecord, t: Tape) -> dict[str, Any]:
     return out
 
 
+def _cascade_text(summary: dict[str, Any]) -> str:
+    window = summary.get("cascade_window")
+    if not window:
+        return "no cascade window (no trader liquidations)"
+    return (f"cascade window {_esc(time_text(window['start_ts_ns']))} for "
+            f"{_esc(window['duration_s'])} s")
+
+
 def _graph(t: Tape, spec: Any) -> dict[str, Any]:
     """Nodes placed by generation (x) and, within one, near their parents (y in (0, 1))."""
     rows = t.rows
     by_gen: dict[int, list[Any]] = defaultdict(list)
     for r in rows:
-        by_gen[r.event.generation].append(r)
+        by_gen[r.generation].append(r)
     if len(rows) > GRAPH_NODES:
         # every generation keeps its share of GRAPH_NODES (at least 25), the largest first
         keep: set[int] = set()
@@ -326,7 +338,7 @@ def _graph(t: Tape, spec: Any) -> dict[str, Any]:
         rows = [r for r in rows if r.event.liquidation_id in keep]
         by_gen = defaultdict(list)
         for r in rows:
-            by_gen[r.event.generation].append(r)
+            by_gen[r.generation].append(r)
     y: dict[int, float] = {}
     for g in sorted(by_gen):
         members = sorted(by_gen[g], key=lambda r: (y.get(r.parent, -1.0), r.event.liquidation_id))
@@ -337,17 +349,17 @@ def _graph(t: Tape, spec: Any) -> dict[str, Any]:
     for r in rows:
         e = r.event
         nodes.append({
-            "id": e.liquidation_id, "x": e.generation, "y": y[e.liquidation_id],
+            "id": e.liquidation_id, "x": r.generation, "y": y[e.liquidation_id],
             # bigger for more notional, smaller where a generation is crowded
             "size": max(3.0, min(6 + 16 * math.sqrt(r.notional / biggest),
-                                 330 / len(by_gen[e.generation]))), "cohort": r.cohort,
+                                 330 / len(by_gen[r.generation]))), "cohort": r.cohort,
             "text": (f"#{e.liquidation_id} · account {e.account_id} ({html.escape(r.cohort)})"
-                     f"<br>generation {e.generation} · {e.qty} lots"
+                     f"<br>generation {r.generation} · {e.qty} lots"
                      f" @ {usd_text(e.price * spec.tick_size)}"
                      f"<br>notional {usd_text(r.notional)} USD<br>cause {e.cause.kind}"
                      + (f" ← #{r.parent}" if r.parent is not None else "")),
         })
-    edges = [(t.by_id[r.parent].event.generation, y[r.parent], r.event.generation,
+    edges = [(t.by_id[r.parent].generation, y[r.parent], r.generation,
               y[r.event.liquidation_id]) for r in rows if r.parent in y]
     return {"nodes": nodes, "edges": edges, "shown": len(rows), "total": len(t.rows)}
 
@@ -594,10 +606,14 @@ def _html(views: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
          "data-script-errors='0'>"),
         f"<script>{_BOOT}</script>",
         f"<h1>{_esc(title)}</h1>",
-        (f"<p class='note'>seed {_esc(first['seed'])} · {_esc(first['liquidations'])} "
-         f"liquidations · from {_esc(time_text(first['start_ts_ns']))} for "
-         f"{_esc(first['duration_s'])} s · state hash {_esc(first['state_hash'])}. "
-         "Money in USD (exact decimals); the charts thin long series (docs/cascade.md).</p>"),
+        (f"<p class='note'>One seed ({_esc(first['seed'])}): one sample of the scenario's "
+         "random flow, not its distribution (<code>gaemi ensemble</code> runs many) · "
+         f"{_esc(first['liquidations'])} trader "
+         f"liquidations (the insurance fund's own {_esc(first['fund_liquidations'])} apart) · "
+         f"run from {_esc(time_text(first['start_ts_ns']))} for "
+         f"{_esc(first['run_duration_s'])} s · {_cascade_text(first)} · state hash "
+         f"{_esc(first['state_hash'])}. Money in USD (exact decimals); the charts thin long "
+         "series (docs/cascade.md).</p>"),
         "<pre id='script-errors'></pre>",
         "<h2>Key metrics</h2>", key_table,
         f"<div class='runs' style='--runs:{len(views)}'>", *columns, "</div>",
@@ -745,3 +761,10 @@ def print_summary(summary: dict[str, Any], *, compare: dict[str, Any] | None = N
                             str(c["wiped_out"]), _dollars(c["loss_usd"]),
                             str(c["loss_pct"] or "–"))
         console.print(cohorts)
+    seeds = "the same seed" if compare is not None else "one seed"
+    console.print(f"[bold]{seeds.capitalize()} ({summary['seed']})[/bold]: one draw of the "
+                  "scenario's random flow, not its distribution. For means and 95% intervals "
+                  f"over seeds: gaemi ensemble --scenario {summary['scenario']}"
+                  + (f" --compare {compare['scenario']}" if compare is not None else "")
+                  + " --seeds 20. Headline numbers count traders only (the insurance fund's "
+                  "own liquidations are listed apart).", highlight=False)
