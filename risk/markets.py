@@ -98,6 +98,11 @@ class MarketSpec:
     partial_liquidation_notional: int = 100_000 * UNIT  # larger positions go in slices
     partial_liquidation_ppb: int = 200_000_000  # 20% per slice (Hyperliquid)
     insurance_fund: int = 250_000 * UNIT  # the fund's opening balance
+    # where liquidations execute: "book" (an IOC, then the fund, then ADL), or "backstop": a
+    # counterfactual venue where the fund closes every slice off the book at the mark (never
+    # beyond the bankruptcy price) with unlimited capacity, so forced flow moves neither the
+    # book nor the mark (the cascade lab's paired baseline, docs/cascade.md)
+    liquidation_venue: str = "book"
     # the underlying's market
     session: Session | None = None  # None: the underlying never closes
     daily_limit_ppb: int | None = None  # KRX-style limit from the previous close (30%: 300M)
@@ -174,6 +179,8 @@ class MarketSpec:
             out.append("funding cap and impact notional are positive")
         if not 0 < self.partial_liquidation_ppb <= PPB:
             out.append("partial_liquidation_ppb in (0, 100%]")
+        if self.liquidation_venue not in ("book", "backstop"):
+            out.append("liquidation_venue is 'book' or 'backstop'")
         if not 0 <= self.liquidation_fee_ppb < PPB or self.insurance_fund < 0:
             out.append("liquidation fee in [0, 100%), insurance fund >= 0")
         if self.taker_fee_ppb < 0 or self.maker_fee_ppb < -self.taker_fee_ppb:

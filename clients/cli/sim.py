@@ -19,10 +19,13 @@ import platform
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from gaemi.clients.cli.common import guarded
+from gaemi.clients.sim.baseline import run_baseline
 from gaemi.clients.sim.scenario import DEFAULT_PRESET
 from gaemi.clients.sim.scenario.loader import ScenarioError, load_scenario, preset_names
 from gaemi.clients.sim.scenario.params import Scenario
@@ -99,6 +102,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="order-book implementation (default: auto, the compiled book "
                              "when it is built)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip the paired no-impact baseline run (and the amplification "
+                             "it measures)")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -190,14 +196,22 @@ def _run(refs: list[str], out: Path | None, args: argparse.Namespace) -> int:
         out = DEFAULT_OUT / "-vs-".join(s.name for s in scenarios)
     records = []
     run_seconds = 0.0
-    for scenario in scenarios:
-        _describe(scenario)
-        t0 = time.perf_counter()
-        try:
-            records.append(run(scenario, book=args.book, progress=not args.no_progress))
-        except ValueError as exc:  # a scenario the data or the market cannot support
-            raise SystemExit(f"{scenario.name}: {exc}") from None
-        run_seconds += time.perf_counter() - t0
+    # the paired baselines run in a second process while this one runs the scenarios
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        baselines = [] if args.no_baseline else [
+            pool.submit(run_baseline, scenario, args.book) for scenario in scenarios]
+        for scenario in scenarios:
+            _describe(scenario)
+            t0 = time.perf_counter()
+            try:
+                records.append(run(scenario, book=args.book, progress=not args.no_progress))
+            except ValueError as exc:  # a scenario the data or the market cannot support
+                raise SystemExit(f"{scenario.name}: {exc}") from None
+            run_seconds += time.perf_counter() - t0
+        if baselines:
+            print("Waiting for the paired no-impact baselines ...", flush=True)
+        for record, future in zip(records, baselines, strict=False):
+            record.baseline = future.result()
     t0 = time.perf_counter()
     paths = write_outputs(records[0], out, compare=records[1] if len(records) > 1 else None)
     summaries = [summarize(r) for r in records]

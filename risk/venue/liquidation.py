@@ -10,6 +10,11 @@ the market's insurance fund takes over at the bankruptcy price, if it stays abov
 maintenance margin; otherwise the opposite positions ranked by PnL% x effective leverage are
 deleveraged (BitMEX). The liquidation fee is what the fills earned above the bankruptcy price,
 capped at ``liquidation_fee_ppb`` of the notional, and goes to the fund.
+
+With ``liquidation_venue = "backstop"`` (a counterfactual, not a venue rule) the fund takes
+every slice off the book at the mark, or at the bankruptcy price if the mark is past it, with
+the same fee rule, and is never deleveraged itself: the liquidation moves neither the book nor
+the mark, and is the cause of nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from gaemi.engine.codes import TimeInForce
 from gaemi.engine.errors import InvariantViolation
 from gaemi.risk.events import Adl, Cause, InsuranceTakeover, Liquidation, OrderAccepted
 from gaemi.risk.markets import PPB
-from gaemi.risk.venue.arith import BUY, SELL, ceil_div
+from gaemi.risk.venue.arith import BUY, SELL, ceil_div, fee
 from gaemi.risk.venue.margin import (
     bankruptcy_price,
     cross,
@@ -30,7 +35,7 @@ from gaemi.risk.venue.margin import (
     upnl,
 )
 from gaemi.risk.venue.orders import cancel_orders_of, execute
-from gaemi.risk.venue.settlement import trade
+from gaemi.risk.venue.settlement import charge, trade
 from gaemi.risk.venue.state import Account, Market, State, Ticket
 from gaemi.risk.venue.upkeep import flush_touched
 
@@ -73,6 +78,9 @@ def _liquidate_slice(st: State, acct: Account, m: Market, cause: Cause,
         qty = size
     bankruptcy = bankruptcy_price(st, acct, m, slot, qty)
     liq_id = st.new_liquidation_id()
+    if spec.liquidation_venue == "backstop":
+        _backstop_slice(st, acct, m, close_side, qty, bankruptcy, liq_id, cause, generation)
+        return
     lo, hi = limit_band(m)
     order_id = st.new_order_id()
     ticket = Ticket(acct, m, close_side, None, qty, TimeInForce.IOC, command=None,
@@ -106,6 +114,22 @@ def _liquidate_slice(st: State, acct: Account, m: Market, cause: Cause,
     m.last_liq = (st.time, liq_id, generation)
     m.cause = Cause("fill" if filled else "liquidation", st.cur_seq,
                     m.cause.trade_id if filled else None, liq_id, generation)
+    flush_touched(st)
+
+
+def _backstop_slice(st: State, acct: Account, m: Market, close_side: int, qty: int,
+                    bankruptcy: int, liq_id: int, cause: Cause, generation: int) -> None:
+    """The counterfactual: the fund takes the slice at the mark (bounded by the bankruptcy
+    price), off the book; the fee is what that price earned above bankruptcy, capped."""
+    price = max(m.mark, bankruptcy) if close_side == SELL else min(m.mark, bankruptcy)
+    surplus = -close_side * (price - bankruptcy) * qty * m.mult
+    paid = max(0, min(fee(price * qty * m.mult, m.spec.liquidation_fee_ppb), surplus))
+    trade(st, acct, m, close_side, qty, price)
+    trade(st, m.fund, m, -close_side, qty, price)
+    charge(st, acct, m, paid, to_fund=True)
+    st.events.append(InsuranceTakeover(liq_id, m.symbol, acct.account_id, qty, price))
+    st.events.append(Liquidation(liq_id, acct.account_id, m.symbol, int(close_side), qty, price,
+                                 m.mark, bankruptcy, 0, qty, 0, paid, generation, cause))
     flush_touched(st)
 
 

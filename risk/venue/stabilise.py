@@ -62,6 +62,7 @@ def stabilise(st: State) -> None:
         m = markets[symbol]
         if liquidatable(st, acct, m):
             if aid < 0:
-                deleverage_fund(st, m, why)
+                if m.spec.liquidation_venue != "backstop":  # a backstop has no limit
+                    deleverage_fund(st, m, why)
             else:
                 liquidate(st, acct, m, why)

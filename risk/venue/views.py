@@ -148,7 +148,8 @@ def check_invariants(st: State) -> None:
                 expected = (sizes[aid].size > 0, liquidation_key(st, acct, m, sizes[aid]))
                 if m.liq_key.get(aid) != expected:
                     raise InvariantViolation(f"{symbol}: liquidation key of {aid} is stale")
-                if m.status == "open" and liquidatable(st, acct, m) and all(
+                unlimited = aid < 0 and m.spec.liquidation_venue == "backstop"
+                if m.status == "open" and not unlimited and liquidatable(st, acct, m) and all(
                         st.markets[s].status == "open" for s, sl in acct.slots.items()
                         if sl.size):
                     raise InvariantViolation(f"{symbol}: {aid} left liquidatable")

@@ -10,6 +10,7 @@ directions are asserted, not exact counts, except where the mechanism fixes a nu
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
 from fractions import Fraction
 from functools import cache
@@ -19,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from gaemi.clients.cli.sim import main
-from gaemi.clients.sim.cascade.metrics import liquidation_rows, summarize
+from gaemi.clients.sim.baseline import backstop, run_baseline
+from gaemi.clients.sim.cascade.metrics import liquidation_rows, ratio_text, summarize
 from gaemi.clients.sim.cascade.record import RunRecord
 from gaemi.clients.sim.scenario import Scenario, load_scenario, run
 from gaemi.clients.sim.scenario.market import build_spec
@@ -337,6 +339,39 @@ def test_cascade_runs_a_scenario_file_and_its_counterfactual(
     for name in ("report.html", "summary.json", "comparison.json", "liquidations.csv"):
         assert (out / name).is_file()
     assert (out / "compare" / "summary.json").is_file()
+    # each run was paired with its own no-impact baseline
+    for path in (out / "summary.json", out / "compare" / "summary.json"):
+        amplification = json.loads(path.read_text())["amplification"]
+        assert amplification["baseline_conservation_ok"] is True
+        assert set(amplification) >= {"method", "baseline_liquidated_notional",
+                                      "baseline_liquidated_accounts", "notional_ratio",
+                                      "accounts_ratio"}
+
+
+def test_the_baseline_liquidates_off_the_book_and_amplification_compares_with_it() -> None:
+    # Arrange: the small default flow, and the same with the backstop venue
+    scenario = _small(load_scenario("ants-skhynix"))
+    record = _run_small("ants-skhynix")
+    baseline = run(backstop(scenario), progress=False)
+
+    # Act
+    numbers = run_baseline(scenario)
+    record = dataclasses.replace(record, baseline=numbers)
+    s = summarize(record)
+
+    # Assert: the baseline's forced flow never reached the book, and it conserved money
+    liquidations = _liquidations(baseline)
+    assert liquidations and baseline.conservation_ok
+    assert all(e.book_qty == 0 and e.insurance_qty == e.qty for _, e in liquidations)
+    assert not [e for _, e in baseline.events if e.kind == "fill"]
+    # the numbers kept are the baseline run's own, and the ratios are exact
+    assert numbers["state_hash"] == baseline.state_hash
+    assert numbers["liquidated_accounts"] == len(_accounts(baseline))
+    amplification = s["amplification"]
+    assert amplification["notional_ratio"] == ratio_text(
+        s["liquidated_notional"], numbers["liquidated_notional"], 4)
+    assert amplification["accounts_ratio"] == ratio_text(
+        s["liquidated_accounts"], numbers["liquidated_accounts"], 4)
 
 
 def test_cascade_refuses_a_bad_scenario_with_a_message(

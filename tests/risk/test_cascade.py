@@ -26,6 +26,8 @@ A market maker bids 1000 @ 9650, 1000 @ 9580, 500 @ 9500. One trade at 9700 sets
 
 from __future__ import annotations
 
+import pytest
+
 from gaemi.risk import (
     AdvanceTime,
     CancelAll,
@@ -46,8 +48,8 @@ A1, A2, A3, A4 = 1, 2, 3, 4
 WALLETS = {A1: 50_000_000, A2: 56_200_000, A3: 62_050_000, A4: 100_000_000}
 
 
-def _venue(impl: str) -> Venue:
-    spec = preset(SYM, session=None, maker_fee_ppb=0, taker_fee_ppb=0)
+def _venue(impl: str, **changes: object) -> Venue:
+    spec = preset(SYM, session=None, maker_fee_ppb=0, taker_fee_ppb=0, **changes)
     venue = Venue([spec], book=impl)
     run = [SetIndexPrice(SYM, 10_000)]
     run += [Deposit(a, usd(1_000_000)) for a in (MAKER, SHORT)]
@@ -169,3 +171,41 @@ def test_without_the_depth_a_takeover_absorbs_the_first_liquidation(impl: str) -
     assert [(e.account_id, e.generation, e.insurance_qty) for e in liquidations] == \
         [(A1, 1, 1_000)]
     assert venue.market(SYM).mark == 9_700
+
+
+def test_a_backstop_venue_closes_off_the_book_at_the_mark_and_moves_nothing(impl: str) -> None:
+    # Arrange: the same market, liquidations executed by the backstop (the lab's baseline)
+    venue = _venue(impl, liquidation_venue="backstop")
+    fund_before = venue.market(SYM).insurance_fund
+    bids_before = venue.open_orders(MAKER)
+
+    # Act: the same trigger
+    events = venue.submit(PlaceOrder(TRIGGER, SYM, SELL, 9_700, 1))
+    venue.check_invariants()
+
+    # Assert: A1 is closed at the mark 9700 (bankruptcy 9500), off the book: the maker's bids
+    # are untouched, the mark stays at the trigger's 9700, and A2 (liquidatable below 9680)
+    # and A3 are not liquidated: no cascade
+    liquidations = [e for e in events if isinstance(e, Liquidation)]
+    assert [(e.account_id, e.generation, e.price, e.book_qty, e.insurance_qty)
+            for e in liquidations] == [(A1, 1, 9_700, 0, 1_000)]
+    assert [(e.account_id, e.qty, e.price) for e in events
+            if isinstance(e, InsuranceTakeover)] == [(A1, 1_000, 9_700)]
+    assert not [e for e in events if e.kind == "fill" and e.liquidation_id is not None]
+    assert venue.open_orders(MAKER) == bids_before
+    assert venue.market(SYM).mark == 9_700
+    # fee: min(1% of 9700 * 1e5 = 9.7e6, surplus (9700 - 9500) * 1e5 = 20e6)
+    assert liquidations[0].fee == 9_700_000
+    assert venue.account(A1).balance == 50_000_000 - 30_000_000 - 9_700_000 == 10_300_000
+    assert venue.account(A2).positions[SYM].size == 1_000
+    market = venue.market(SYM)
+    assert market.insurance_position == 1_000
+    assert market.insurance_fund == fund_before + 9_700_000
+    assert venue.bad_debt == 0
+
+
+def test_the_backstop_is_a_named_venue_choice() -> None:
+    # Assert: the default executes on the book; anything but the two names is refused
+    assert preset(SYM).liquidation_venue == "book"
+    with pytest.raises(ValueError, match="liquidation_venue"):
+        preset(SYM, liquidation_venue="otc")

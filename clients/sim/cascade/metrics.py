@@ -141,11 +141,12 @@ class Tape:
 def tape(record: RunRecord) -> Tape:
     """The record's liquidations in the watched market, in the order the venue emitted them.
 
-    Notional of one liquidation, exact, in micro-dollars:
-    ``(sum of its book fills' price x qty + (insurance_qty + adl_qty) x bankruptcy_price)
-    x multiplier``. If the record lacks some of its fills (they do not add up to
-    ``book_qty``), the rounded average is used instead: ``qty x price x multiplier``; such rows
-    are counted in ``approximate``.
+    Notional of one liquidation, exact, in micro-dollars: the sum of price x qty over its book
+    fills, its insurance takeover and its ADL fills (each event carries its own price: the
+    bankruptcy price, or the mark for a backstop venue or the fund's own deleveraging), x the
+    multiplier. If the record lacks some of them (they do not add up to ``qty``), the rounded
+    average is used instead: ``qty x price x multiplier``; such rows are counted in
+    ``approximate``.
 
     The causal link of a liquidation is its ``cause.liquidation_id`` when the cause is a fill
     or a liquidation (a takeover, ADL): that liquidation's forced flow moved the mark. A cause
@@ -165,16 +166,19 @@ def tape(record: RunRecord) -> Tape:
         kind = event.kind
         if getattr(event, "symbol", market) != market:
             continue
-        if kind == "fill":
+        if kind in ("fill", "insurance_takeover", "adl"):
             lid = event.liquidation_id
             if lid is not None:
                 fill_value[lid] += event.price * event.qty
                 fill_qty[lid] += event.qty
+            if kind == "adl":
+                adl.append((ts, event))
+            elif kind == "insurance_takeover":
+                takeovers.append((ts, event))
         elif kind == "liquidation":
             lid = event.liquidation_id
-            if fill_qty.get(lid, 0) == event.book_qty:
-                value = fill_value.get(lid, 0) + \
-                    (event.insurance_qty + event.adl_qty) * event.bankruptcy_price
+            if fill_qty.get(lid, 0) == event.qty:
+                value = fill_value[lid]
             else:
                 value = event.qty * event.price
                 approximate += 1
@@ -185,10 +189,6 @@ def tape(record: RunRecord) -> Tape:
             link = cause.liquidation_id if cause.kind != "time" else None
             proximate = cause.liquidation_id if cause.kind == "time" else None
             rows.append(TapeRow(ts, event, value * mult, label, fund, link, 1, proximate))
-        elif kind == "adl":
-            adl.append((ts, event))
-        elif kind == "insurance_takeover":
-            takeovers.append((ts, event))
         elif kind == "bad_debt":
             bad_debt.append((ts, event))
         elif kind == "funding":
@@ -496,6 +496,7 @@ def summarize(record: RunRecord, the_tape: Tape | None = None) -> dict[str, Any]
     _insurance(out, record, t)
     _bad_debt_and_adl(out, record, t)
     out["cohorts"] = _cohorts(record, rows)
+    out["amplification"] = _amplification(rows, record.baseline)
     out["conservation_ok"] = record.conservation_ok
     out["state_hash"] = record.state_hash
     return out
@@ -633,6 +634,26 @@ def _bad_debt_and_adl(out: dict[str, Any], record: RunRecord, t: Tape) -> None:
     _money(out, "bad_debt_total", sum(e.amount for _, e in t.bad_debt))
     out["funding_settlements"] = len(t.funding)
     _money(out, "funding_paid", sum(e.paid for _, e in t.funding))
+
+
+def _amplification(rows: list[TapeRow], base: dict[str, Any] | None) -> dict[str, Any] | None:
+    """This run's traders' liquidations against the paired baseline's (no price impact):
+    ratios of notional and of accounts; None without a baseline, a ratio None if the
+    baseline liquidated nothing."""
+    if base is None:
+        return None
+    notional = sum(r.notional for r in rows)
+    accounts = len({r.event.account_id for r in rows})
+    out: dict[str, Any] = {"method": base["method"],
+                           "baseline_state_hash": base["state_hash"],
+                           "baseline_conservation_ok": base["conservation_ok"],
+                           "baseline_liquidations": base["liquidations"],
+                           "baseline_liquidated_accounts": base["liquidated_accounts"]}
+    _money(out, "baseline_liquidated_notional", base["liquidated_notional"])
+    out["notional_ratio"] = ratio_text(notional, base["liquidated_notional"],
+                                      MULTIPLIER_PLACES)
+    out["accounts_ratio"] = ratio_text(accounts, base["liquidated_accounts"], MULTIPLIER_PLACES)
+    return out
 
 
 def _natural(text: str) -> list[Any]:

@@ -61,3 +61,5 @@ class RunRecord:
     state_hash: str = ""
     conservation_ok: bool = False
     commands: int = 0  # commands submitted to the venue
+    # the paired baseline's numbers (clients/sim/baseline.py: run_baseline), None if not run
+    baseline: dict[str, Any] | None = None
