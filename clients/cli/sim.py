@@ -19,13 +19,12 @@ import platform
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from gaemi.clients.cli.common import guarded
-from gaemi.clients.sim.baseline import run_baseline
+from gaemi.clients.sim.baseline import quiet_worker, run_baseline
 from gaemi.clients.sim.scenario import DEFAULT_PRESET
 from gaemi.clients.sim.scenario.loader import ScenarioError, load_scenario, preset_names
 from gaemi.clients.sim.scenario.params import Scenario
@@ -196,10 +195,12 @@ def _run(refs: list[str], out: Path | None, args: argparse.Namespace) -> int:
         out = DEFAULT_OUT / "-vs-".join(s.name for s in scenarios)
     records = []
     run_seconds = 0.0
-    # the paired baselines run in a second process while this one runs the scenarios
-    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-        baselines = [] if args.no_baseline else [
-            pool.submit(run_baseline, scenario, args.book) for scenario in scenarios]
+    # the paired baselines run in a second process while this one runs the scenarios; it
+    # ignores Ctrl-C (the terminal sends it to both) and is stopped with this one
+    pool = None if args.no_baseline else get_context("spawn").Pool(1, initializer=quiet_worker)
+    try:
+        baselines = [] if pool is None else [
+            pool.apply_async(run_baseline, (scenario, args.book)) for scenario in scenarios]
         for scenario in scenarios:
             _describe(scenario)
             t0 = time.perf_counter()
@@ -210,8 +211,12 @@ def _run(refs: list[str], out: Path | None, args: argparse.Namespace) -> int:
             run_seconds += time.perf_counter() - t0
         if baselines:
             print("Waiting for the paired no-impact baselines ...", flush=True)
-        for record, future in zip(records, baselines, strict=False):
-            record.baseline = future.result()
+        for record, pending in zip(records, baselines, strict=True):
+            record.baseline = pending.get()
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
     t0 = time.perf_counter()
     paths = write_outputs(records[0], out, compare=records[1] if len(records) > 1 else None)
     summaries = [summarize(r) for r in records]

@@ -12,12 +12,13 @@ needs: the traders' liquidations, accounts and notional, and the run's state has
 
 from __future__ import annotations
 
+import signal
 from dataclasses import replace
 from typing import Any
 
 from gaemi.clients.sim.scenario.params import Scenario
 
-__all__ = ["METHOD", "backstop", "run_baseline"]
+__all__ = ["METHOD", "backstop", "quiet_worker", "run_baseline"]
 
 METHOD = ("paired baseline: the same scenario and seed run again with every liquidation "
           "closed off the book at the mark by an unlimited backstop (liquidation_venue = "
@@ -43,3 +44,8 @@ def run_baseline(scenario: Scenario, book: str = "auto") -> dict[str, Any]:
             "conservation_ok": record.conservation_ok, "liquidations": len(rows),
             "liquidated_accounts": len({r.event.account_id for r in rows}),
             "liquidated_notional": sum(r.notional for r in rows)}
+
+
+def quiet_worker() -> None:
+    """A worker process's initializer: Ctrl-C is the parent's to handle (it stops us)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

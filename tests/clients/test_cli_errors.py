@@ -131,16 +131,17 @@ def test_version(tmp_path: Path) -> None:
 
 def test_ctrl_c_during_the_demo_exits_130_in_one_line(tmp_path: Path) -> None:
     # Arrange: the demo, started; the first line it prints says it is running
+    # (in its own process group, with the baseline's worker process beside it)
     process = subprocess.Popen(
         [sys.executable, "-m", "gaemi.clients.cli", "demo", "--out", str(tmp_path / "out"),
          "--no-progress"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True)
     assert process.stdout is not None and process.stderr is not None
     first = process.stdout.readline()
     assert first.startswith("Scenario"), first
 
-    # Act
-    process.send_signal(signal.SIGINT)
+    # Act: Ctrl-C as a terminal sends it, to the whole group
+    os.killpg(process.pid, signal.SIGINT)
     out, err = process.communicate(timeout=120)
 
     # Assert
