@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -195,9 +196,8 @@ def _run(refs: list[str], out: Path | None, args: argparse.Namespace) -> int:
         out = DEFAULT_OUT / "-vs-".join(s.name for s in scenarios)
     records = []
     run_seconds = 0.0
-    # the paired baselines run in a second process while this one runs the scenarios; it
-    # ignores Ctrl-C (the terminal sends it to both) and is stopped with this one
-    pool = None if args.no_baseline else get_context("spawn").Pool(1, initializer=quiet_worker)
+    # the paired baselines run in a second process while this one runs the scenarios
+    pool = None if args.no_baseline else _baseline_pool()
     try:
         baselines = [] if pool is None else [
             pool.apply_async(run_baseline, (scenario, args.book)) for scenario in scenarios]
@@ -234,6 +234,17 @@ def _run(refs: list[str], out: Path | None, args: argparse.Namespace) -> int:
     print(f"Time:   {time.perf_counter() - started:.1f} s (simulation {run_seconds:.1f} s, "
           f"report {report_seconds:.1f} s) on {_machine()}")
     return 0 if all(r.conservation_ok for r in records) else 1
+
+
+def _baseline_pool() -> Any:
+    """One worker process that ignores Ctrl-C from its first instruction (the terminal sends
+    it to the whole group; this process handles it and stops the worker): SIGINT is ignored
+    here while the worker starts, and an ignored signal stays ignored in the new process."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return get_context("spawn").Pool(1, initializer=quiet_worker)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _describe(scenario: Scenario) -> None:
