@@ -211,8 +211,8 @@ def _run(refs: list[str], out: Path | None, args: argparse.Namespace) -> int:
             run_seconds += time.perf_counter() - t0
         if baselines:
             print("Waiting for the paired no-impact baselines ...", flush=True)
-        for record, pending in zip(records, baselines, strict=True):
-            record.baseline = pending.get()
+            for record, pending in zip(records, baselines, strict=True):
+                record.baseline = pending.get()
     finally:
         if pool is not None:
             pool.terminate()

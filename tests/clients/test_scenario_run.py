@@ -348,6 +348,17 @@ def test_cascade_runs_a_scenario_file_and_its_counterfactual(
                                       "accounts_ratio"}
 
 
+def test_no_baseline_leaves_the_amplification_null(tmp_path: Path) -> None:
+    # Act
+    status = main(["cascade", "--scenario", str(_tiny_file(tmp_path, "tiny")), "--out",
+                   str(tmp_path / "out"), "--no-progress", "--no-baseline"])
+
+    # Assert
+    assert status == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["amplification"] is None
+
+
 def test_the_baseline_liquidates_off_the_book_and_amplification_compares_with_it() -> None:
     # Arrange: the small default flow, and the same with the backstop venue
     scenario = _small(load_scenario("ants-skhynix"))
