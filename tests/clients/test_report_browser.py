@@ -164,10 +164,15 @@ def test_the_report_renders_every_chart_without_script_errors(tmp_path: Path) ->
     # Assert
     body = _body(dom)
     assert body["data-script-errors"] == "0", _errors(dom)
-    assert body["data-charts-expected"] == str(len(CHARTS)) == "5"
-    assert body["data-charts-rendered"] == "5" and body["data-charts-done"] == "true"
-    assert dom.count("js-plotly-plot") >= 5  # plotly marks every div it drew into
-    assert dom.count('class="main-svg"') >= 10  # two SVG layers per chart
+    assert body["data-charts-expected"] == str(len(CHARTS)) == "7"
+    assert body["data-charts-rendered"] == "7" and body["data-charts-done"] == "true"
+    assert dom.count("js-plotly-plot") >= 7  # plotly marks every div it drew into
+    assert dom.count('class="main-svg"') >= 14  # two SVG layers per chart
+    # the page opens on the cascade window, on the exchange's clock
+    assert dom.index("The cascade window: index, mark and last price") < \
+        dom.index("Index, mark and last price")
+    assert "Liquidation notional per second in the cascade window" in dom
+    assert "the exchange's clock" in dom
     assert dom.count('class="point"') >= 1  # the bars of liquidations per second
     assert "Cascade graph by generation" in dom
     summary = summarize(record)
@@ -184,12 +189,12 @@ def test_the_comparison_page_renders_both_runs(tmp_path: Path) -> None:
     # Act
     dom = _chromium_dom(paths["report"], tmp_path / "profile")
 
-    # Assert: five charts per run and the overlay
+    # Assert: seven charts per run and the overlay
     body = _body(dom)
     assert body["data-script-errors"] == "0", _errors(dom)
-    assert body["data-charts-expected"] == body["data-charts-rendered"] == "11"
+    assert body["data-charts-expected"] == body["data-charts-rendered"] == "15"
     assert "A: base" in dom and "B: deeper book" in dom
-    assert dom.count("js-plotly-plot") >= 11
+    assert dom.count("js-plotly-plot") >= 15
 
 
 def test_a_broken_page_is_reported_not_silently_blank(tmp_path: Path) -> None:

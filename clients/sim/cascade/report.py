@@ -32,6 +32,7 @@ from gaemi.clients.sim.cascade.metrics import (
     CSV_COLUMNS,
     NS_PER_SECOND,
     Tape,
+    cascade_window,
     decimate,
     liquidation_rows,
     ratio_text,
@@ -42,6 +43,7 @@ from gaemi.clients.sim.cascade.metrics import (
     usd_text,
 )
 from gaemi.clients.sim.cascade.record import RunRecord
+from gaemi.risk.calendar import utc_offset_ns
 from gaemi.risk.markets import UNIT
 
 __all__ = [
@@ -53,7 +55,10 @@ MARKERS = 5_000
 GRAPH_NODES = 4_000
 MAX_BARS = 1_200
 GENERATION_GROUPS = 6  # generations 1..5 apart, 6 and later together ("6+")
-CHARTS = ("price", "liquidations", "open_interest", "insurance_fund", "graph")
+CHARTS = ("cascade_price", "cascade_liquidations", "price", "liquidations", "open_interest",
+          "insurance_fund", "graph")
+WINDOW_PAD_S = 120  # the cascade-window charts show this much before and after the window
+ZONE_LABELS = {"Asia/Seoul": "KST", "America/New_York": "ET"}
 PNG_CHARTS = ("price", "liquidations_per_second", "insurance_fund", "open_interest",
               "cascade_graph")
 _EPOCH = datetime(1970, 1, 1)
@@ -277,8 +282,10 @@ def _series(record: RunRecord, t: Tape) -> dict[str, Any]:
     px = spec.tick_size / UNIT
     samples = record.samples
     xs = [s.ts_ns for s in samples]
+    zone = spec.session.zone if spec.session is not None else None
     out: dict[str, Any] = {"t0": t0, "title": f"{record.scenario} · seed {record.seed} · "
-                           f"{record.market}"}
+                           f"{record.market}", "zone": zone,
+                           "zone_label": ZONE_LABELS.get(zone or "", "UTC")}
     for name in ("index", "mark", "last"):
         values = [None if getattr(s, name) is None else getattr(s, name) * px for s in samples]
         out[name] = decimate(xs, values, SERIES_POINTS)
@@ -317,6 +324,34 @@ def _series(record: RunRecord, t: Tape) -> dict[str, Any]:
     cy.append(cum / UNIT)
     out["cumulative"] = decimate(cx, cy, SERIES_POINTS)
     out["graph"] = _graph(t, spec)
+    out["window"] = _window_series(record, t, px)
+    return out
+
+
+def _window_series(record: RunRecord, t: Tape, px: float) -> dict[str, Any] | None:
+    """The cascade window at full resolution, WINDOW_PAD_S either side: prices at every
+    sample, every liquidation, notional per second by generation."""
+    window = cascade_window(t)
+    if window is None:
+        return None
+    lo = window[0] - WINDOW_PAD_S * NS_PER_SECOND
+    hi = window[1] + WINDOW_PAD_S * NS_PER_SECOND
+    samples = [s for s in record.samples if lo <= s.ts_ns <= hi]
+    rows = [r for r in t.rows if lo <= r.ts_ns <= hi]
+    out: dict[str, Any] = {"lo": lo, "hi": hi, "start": window[0], "end": window[1],
+                           "x": [s.ts_ns for s in samples]}
+    for name in ("index", "mark", "last"):
+        out[name] = [None if getattr(s, name) is None else getattr(s, name) * px
+                     for s in samples]
+    out["markers"] = {"x": [r.ts_ns for r in rows], "y": [r.event.price * px for r in rows],
+                      "generation": [r.generation for r in rows],
+                      "text": [f"#{r.event.liquidation_id} {html.escape(r.cohort)} · generation "
+                               f"{r.generation} · cause {r.event.cause.kind}" for r in rows]}
+    seconds: dict[int, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for r in rows:
+        seconds[_gen_group(r.generation)][r.ts_ns - r.ts_ns % NS_PER_SECOND] += r.notional
+    out["per_second"] = {g: (sorted(cells), [cells[s] / UNIT for s in sorted(cells)])
+                         for g, cells in sorted(seconds.items())}
     return out
 
 
@@ -384,10 +419,13 @@ def _layout(title: str, x_title: str, y_title: str, **extra: Any) -> dict[str, A
     return layout
 
 
-def _isos(xs: list[int]) -> list[float]:
+def _isos(xs: list[int], zone: str | None = None) -> list[float]:
     """Times for plotly's date axis: milliseconds since the epoch (plotly reads numbers on a
-    date axis that way; a float keeps microseconds at today's dates)."""
-    return [x / 1_000_000 for x in xs]
+    date axis that way; a float keeps microseconds at today's dates), shifted to the
+    exchange's wall clock when ``zone`` is given (plotly draws a date axis without zones)."""
+    if zone is None:
+        return [x / 1_000_000 for x in xs]
+    return [(x + utc_offset_ns(zone, x)) / 1_000_000 for x in xs]
 
 
 def _when(ts_ns: int) -> datetime:
@@ -399,17 +437,62 @@ def _bin_starts(bins: dict[str, Any], indices: list[int]) -> list[int]:
     return [bins["t0"] + b * bins["width"] * NS_PER_SECOND for b in indices]
 
 
+def _window_figures(series: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The two charts the report opens on: prices and liquidations per second over the
+    cascade window, on one time range (the axes line up)."""
+    zone, label = series["zone"], series["zone_label"]
+    w = series["window"]
+    x_title = f"time ({label}, the exchange's clock)"
+    if w is None:
+        empty = _layout("No trader liquidations: no cascade window", x_title, "")
+        return {"cascade_price": {"data": [], "layout": empty},
+                "cascade_liquidations": {"data": [], "layout": dict(empty)}}
+
+    def clock(ts: int) -> str:
+        local = _when(ts + (utc_offset_ns(zone, ts) if zone else 0))
+        return f"{local:%Y-%m-%d %H:%M:%S} {label}"
+
+    span = ratio_text(w["end"] - w["start"], NS_PER_SECOND, 0)
+    about = f"from {clock(w['start'])} for {span} s (±{WINDOW_PAD_S} s shown)"
+    x_range = _isos([w["lo"], w["hi"]], zone)
+    shade = [{"type": "rect", "xref": "x", "yref": "paper", "x0": a, "x1": b, "y0": 0, "y1": 1,
+              "fillcolor": "#d62728", "opacity": 0.06, "line": {"width": 0}}
+             for a, b in [_isos([w["start"], w["end"] + NS_PER_SECOND], zone)]]
+    data = [{"type": "scatter", "mode": "lines", "name": name, "x": _isos(w["x"], zone),
+             "y": w[name], "line": {"color": color, "width": 1.5 if name != "last" else 1}}
+            for name, color in (("index", "#2ca02c"), ("mark", "#1f77b4"), ("last", "#aaaaaa"))]
+    m = w["markers"]
+    data.append({"type": "scatter", "mode": "markers", "name": "liquidations",
+                 "x": _isos(m["x"], zone), "y": m["y"], "text": m["text"],
+                 "marker": {"size": 7, "symbol": "x", "color": [
+                     _GEN_COLORS[_gen_group(g) - 1] for g in m["generation"]]}})
+    price = _layout(f"The cascade window: index, mark and last price, {about}", x_title,
+                    "USD per share", shapes=shade)
+    price["xaxis"]["range"] = x_range
+    bars = [{"type": "bar", "name": _gen_name(g), "x": _isos(xs, zone), "y": ys,
+             "width": 1000, "offset": 0, "marker": {"color": _GEN_COLORS[g - 1]}}
+            for g, (xs, ys) in w["per_second"].items()]
+    per_second = _layout("Liquidation notional per second in the cascade window, by "
+                         "generation (traders)", x_title, "USD", barmode="stack", shapes=shade)
+    per_second["xaxis"]["range"] = x_range
+    per_second["yaxis"]["tickformat"] = "~s"
+    return {"cascade_price": {"data": data, "layout": price},
+            "cascade_liquidations": {"data": bars, "layout": per_second}}
+
+
 def _figures(series: dict[str, Any], summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    x_title = "time (UTC)"
-    figs: dict[str, dict[str, Any]] = {}
+    zone = series["zone"]
+    x_title = f"time ({series['zone_label']}, the exchange's clock)"
+    figs: dict[str, dict[str, Any]] = _window_figures(series)
     data = []
     for name, color in (("index", "#2ca02c"), ("mark", "#1f77b4"), ("last", "#aaaaaa")):
         xs, ys = series[name]
-        data.append({"type": "scatter", "mode": "lines", "name": name, "x": _isos(xs), "y": ys,
+        data.append({"type": "scatter", "mode": "lines", "name": name, "x": _isos(xs, zone),
+                     "y": ys,
                      "line": {"color": color, "width": 1.5 if name != "last" else 1}})
     m = series["markers"]
     data.append({"type": "scatter", "mode": "markers", "name": "liquidations",
-                 "x": _isos(m["x"]),
+                 "x": _isos(m["x"], zone),
                  "y": m["y"], "marker": {"size": 6, "symbol": "x", "color": m["generation"],
                                          "colorscale": "Reds", "cmin": 1,
                                          "cmax": max(m["generation"], default=1) or 1,
@@ -421,7 +504,8 @@ def _figures(series: dict[str, Any], summary: dict[str, Any]) -> dict[str, dict[
     bins = series["per_bin"]
     data = []
     for g, (xs, ys) in bins["groups"].items():
-        data.append({"type": "bar", "name": _gen_name(g), "x": _isos(_bin_starts(bins, xs)),
+        data.append({"type": "bar", "name": _gen_name(g),
+                     "x": _isos(_bin_starts(bins, xs), zone),
                      "y": ys, "width": bins["width"] * 1000, "offset": 0,
                      "marker": {"color": _GEN_COLORS[g - 1]}})
     unit = "second" if bins["width"] == 1 else f"{bins['width']} s"
@@ -429,14 +513,14 @@ def _figures(series: dict[str, Any], summary: dict[str, Any]) -> dict[str, dict[
         f"Liquidation notional per {unit}, by generation", x_title, "USD", barmode="stack")}
     xs, ys = series["open_interest"]
     figs["open_interest"] = {"data": [{"type": "scatter", "mode": "lines", "name": "OI",
-                                       "x": _isos(xs), "y": ys,
+                                       "x": _isos(xs, zone), "y": ys,
                                        "line": {"color": "#9467bd"}}],
                              "layout": _layout("Open interest (one side)", x_title, "lots")}
     xs, ys = series["insurance_fund"]
     layout = _layout("Insurance fund (cash)", x_title, "USD")
     layout["yaxis"]["tickformat"] = ",.2f"
     figs["insurance_fund"] = {"data": [{"type": "scatter", "mode": "lines", "name": "fund",
-                                        "x": _isos(xs), "y": ys,
+                                        "x": _isos(xs, zone), "y": ys,
                                         "line": {"color": "#17becf"}}],
                               "layout": layout}
     figs["graph"] = _graph_figure(series["graph"], summary)
@@ -472,18 +556,20 @@ def _graph_figure(graph: dict[str, Any], summary: dict[str, Any]) -> dict[str, A
 
 
 def _overlay_figure(views: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
+    zone, label = views[0][1]["zone"], views[0][1]["zone_label"]
     data = []
     for (summary, series), dash, name in zip(views, ("solid", "dash"), ("A", "B"),
                                              strict=False):  # one or two runs
         xs, ys = series["mark"]
-        data.append({"type": "scatter", "mode": "lines", "x": _isos(xs), "y": ys,
+        data.append({"type": "scatter", "mode": "lines", "x": _isos(xs, zone), "y": ys,
                      "name": f"{name} mark ({_run_label(summary)})",
                      "line": {"dash": dash, "color": "#1f77b4"}})
         xs, ys = series["cumulative"]
-        data.append({"type": "scatter", "mode": "lines", "x": _isos(xs), "y": ys, "yaxis": "y2",
+        data.append({"type": "scatter", "mode": "lines", "x": _isos(xs, zone), "y": ys,
+                     "yaxis": "y2",
                      "line": {"dash": dash, "color": "#d62728", "shape": "hv"},
                      "name": f"{name} cumulative liquidated ({_run_label(summary)})"})
-    x_title = "time (UTC)"
+    x_title = f"time ({label}, the exchange's clock)"
     return {"data": data, "layout": _layout(
         "A vs B: mark and cumulative liquidated notional", x_title, "mark, USD per share",
         height=420, yaxis2={"title": {"text": "liquidated, USD"}, "overlaying": "y",
