@@ -100,8 +100,8 @@ class MarketSpec:
     insurance_fund: int = 250_000 * UNIT  # the fund's opening balance
     # where liquidations execute: "book" (an IOC, then the fund, then ADL), or "backstop": a
     # counterfactual venue where the fund closes every slice off the book at the mark (never
-    # beyond the bankruptcy price) with unlimited capacity, so forced flow moves neither the
-    # book nor the mark (the cascade lab's paired baseline, docs/cascade.md)
+    # beyond the bankruptcy price) with unlimited capacity, so forced flow never trades on the
+    # book (the cascade lab's paired baseline, docs/cascade.md)
     liquidation_venue: str = "book"
     # the underlying's market
     session: Session | None = None  # None: the underlying never closes

@@ -3,8 +3,9 @@ no price impact, so the cascade's amplification can be measured against it.
 
 ``backstop(scenario)`` is the scenario with ``liquidation_venue = "backstop"``: the venue
 closes every liquidation off the book at the mark (never beyond the bankruptcy price) with
-the insurance fund as an unlimited counterparty (risk/venue/liquidation.py), so liquidations
-move neither the book nor the mark. Everything else is the same: the seed, the index path,
+the insurance fund as an unlimited counterparty (risk/venue/liquidation.py), so the forced
+flow never trades on the book (the liquidated account's resting orders are still cancelled).
+Everything else is the same: the seed, the index path,
 the agents and their rules (they still see the liquidations happen and react to them, as
 the makers' withdrawal does). ``run_baseline`` runs it and keeps only what the amplification
 needs: the traders' liquidations, accounts and notional, and the run's state hash.
@@ -22,7 +23,8 @@ __all__ = ["METHOD", "backstop", "quiet_worker", "run_baseline"]
 
 METHOD = ("paired baseline: the same scenario and seed run again with every liquidation "
           "closed off the book at the mark by an unlimited backstop (liquidation_venue = "
-          "backstop), so forced flow moves neither the book nor the mark")
+          "backstop), so forced flow never trades on the book (the liquidated accounts' resting "
+          "orders are still cancelled)")
 
 
 def backstop(scenario: Scenario) -> Scenario:

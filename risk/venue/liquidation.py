@@ -13,8 +13,8 @@ capped at ``liquidation_fee_ppb`` of the notional, and goes to the fund.
 
 With ``liquidation_venue = "backstop"`` (a counterfactual, not a venue rule) the fund takes
 every slice off the book at the mark, or at the bankruptcy price if the mark is past it, with
-the same fee rule, and is never deleveraged itself: the liquidation moves neither the book nor
-the mark, and is the cause of nothing.
+the same fee rule, and is never deleveraged itself: the forced flow never trades on the book
+(the account's orders are still cancelled first), and it is the cause of nothing.
 """
 
 from __future__ import annotations
