@@ -116,7 +116,7 @@ def run_ensemble(a: Sequence[Scenario], b: Sequence[Scenario] | None = None, *,
         task = ray.remote(run_row)
         pending = {task.remote(scenario, book): i for i, scenario in enumerate(runs)}
         rows: list[dict[str, Any] | None] = [None] * len(runs)
-        with _progress(progress, len(runs)) as advance:
+        with _Progress(progress, len(runs)) as advance:
             waiting = list(pending)
             while waiting:
                 done, waiting = ray.wait(waiting, num_returns=1)
@@ -133,7 +133,7 @@ def run_ensemble(a: Sequence[Scenario], b: Sequence[Scenario] | None = None, *,
                           [s.seed for s in a], info, time.perf_counter() - started)
 
 
-class _progress:
+class _Progress:
     """A rich progress bar over the finished tasks (nothing when off)."""
 
     def __init__(self, on: bool, total: int) -> None:

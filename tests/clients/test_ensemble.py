@@ -20,39 +20,17 @@ from gaemi.clients.sim.ensemble import (
     write_ensemble,
 )
 from gaemi.clients.sim.scenario import load_scenario
+from tests.clients.tiny import tiny_file
 
 SEEDS = 3
-
-
-def _tiny_file(tmp_path: Path, name: str, extra: str = "") -> Path:
-    """The default flow on few accounts, stepped every 60 s: a run takes a second or two."""
-    path = tmp_path / f"{name}.toml"
-    path.write_text(f'''extends = "ants-skhynix"
-name = "{name}"
-[path]
-step_s = 60
-pre_open_s = 600
-post_close_s = 60
-[ants]
-count = 100
-[inverse]
-count = 20
-[noise]
-count = 2
-[arbitrageurs]
-count = 1
-[market_makers]
-count = 1
-{extra}''', encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
 def ensemble(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """`gaemi ensemble` of a tiny scenario and its 10%-maintenance variant on 3 seeds."""
     folder = tmp_path_factory.mktemp("ensemble")
-    a = _tiny_file(folder, "tiny")
-    b = _tiny_file(folder, "tiny-mm10", "[[market.tiers]]\n"
+    a = tiny_file(folder, "tiny")
+    b = tiny_file(folder, "tiny-mm10", "[[market.tiers]]\n"
                                         "max_leverage = 10\nmmr_pct = 10\n")
     out = folder / "out"
     status = gaemi(["ensemble", "--scenario", str(a), "--compare", str(b), "--seeds",

@@ -27,6 +27,7 @@ from gaemi.clients.sim.scenario import Scenario, load_scenario, run
 from gaemi.clients.sim.scenario.market import build_spec
 from gaemi.risk.calendar import NS_PER_SECOND
 from gaemi.risk.events import Liquidation
+from tests.clients.tiny import tiny_file
 
 
 def _small(scenario: Scenario, step_s: int = 10) -> Scenario:
@@ -298,33 +299,11 @@ def test_an_oracle_freeze_holds_the_index_and_then_catches_up() -> None:
 
 # -- the command line ---------------------------------------------------------------------------
 
-def _tiny_file(tmp_path: Path, name: str, extra: str = "") -> Path:
-    path = tmp_path / f"{name}.toml"
-    path.write_text(f'''extends = "ants-skhynix"
-name = "{name}"
-[path]
-step_s = 60
-pre_open_s = 600
-post_close_s = 60
-[ants]
-count = 100
-[inverse]
-count = 20
-[noise]
-count = 2
-[arbitrageurs]
-count = 1
-[market_makers]
-count = 1
-{extra}''', encoding="utf-8")
-    return path
-
-
 def test_cascade_runs_a_scenario_file_and_its_counterfactual(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Arrange
-    base = _tiny_file(tmp_path, "tiny")
-    variant = _tiny_file(tmp_path, "tiny-limit", "[market.overrides]\n"
+    base = tiny_file(tmp_path, "tiny")
+    variant = tiny_file(tmp_path, "tiny-limit", "[market.overrides]\n"
                                                  "daily_limit_ppb = 300_000_000\n")
     out = tmp_path / "out"
 
@@ -350,7 +329,7 @@ def test_cascade_runs_a_scenario_file_and_its_counterfactual(
 
 def test_no_baseline_leaves_the_amplification_null(tmp_path: Path) -> None:
     # Act
-    status = main(["cascade", "--scenario", str(_tiny_file(tmp_path, "tiny")), "--out",
+    status = main(["cascade", "--scenario", str(tiny_file(tmp_path, "tiny")), "--out",
                    str(tmp_path / "out"), "--no-progress", "--no-baseline"])
 
     # Assert
