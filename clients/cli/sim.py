@@ -81,6 +81,9 @@ def add_parsers(subparsers: Any) -> None:
                                "[-vs-<compare>])")
     ensemble.add_argument("--book", choices=("auto", "compiled", "reference"), default="auto",
                           help="order-book implementation (default: auto)")
+    ensemble.add_argument("--baseline", action="store_true",
+                          help="also run each seed's paired no-impact baseline (twice the "
+                               "work) for the amplification columns")
     ensemble.add_argument("--no-progress", action="store_true", help="no progress bar")
     ensemble.set_defaults(func=cmd_ensemble)
 
@@ -132,16 +135,18 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
         raise SystemExit("gaemi ensemble needs Ray (pip install ray)") from None
     names = [a[0].name] + ([b[0].name] if b else [])
     out = args.out or DEFAULT_OUT / ("ensemble-" + "-vs-".join(names))
+    paired = ", each with its no-impact baseline" if args.baseline else ""
     print(f"Ensemble: {' vs '.join(names)} on seeds {seeds[0]}..{seeds[-1]} "
-          f"({len(a) + len(b or [])} runs) on Ray ({args.address or 'local'})")
+          f"({len(a) + len(b or [])} runs{paired}) on Ray ({args.address or 'local'})")
     try:
         result = run_ensemble(a, b, address=args.address, book=args.book,
-                              progress=not args.no_progress)
+                              baseline=args.baseline, progress=not args.no_progress)
     except ConnectionError as exc:
         raise SystemExit(f"cannot reach the Ray cluster at {args.address}: {exc}") from None
     paths = write_ensemble(result, out)
     _print_ensemble(describe(result))
-    print(f"\nFiles:  {paths['runs'].resolve()}, {paths['ensemble'].name}")
+    print(f"\nFiles:  {paths['runs'].resolve()}, {paths['ensemble'].name}, "
+          f"{paths['report'].name}")
     print(f"Time:   {result.seconds:.1f} s on {result.ray['cpus']} CPUs "
           f"({result.ray['nodes']} node{'s' if result.ray['nodes'] != 1 else ''})")
     return 0 if all(r["conservation_ok"] for r in result.rows_a + (result.rows_b or [])) else 1

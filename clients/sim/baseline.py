@@ -8,7 +8,9 @@ flow never trades on the book (the liquidated account's resting orders are still
 Everything else is the same: the seed, the index path,
 the agents and their rules (they still see the liquidations happen and react to them, as
 the makers' withdrawal does). ``run_baseline`` runs it and keeps only what the amplification
-needs: the traders' liquidations, accounts and notional, and the run's state hash.
+needs: the traders' liquidations, accounts and notional, the Hawkes branching ratio of their
+times (the control for the one measured on the run with price impact) and the run's state
+hash.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def backstop(scenario: Scenario) -> Scenario:
 
 def run_baseline(scenario: Scenario, book: str = "auto") -> dict[str, Any]:
     """Run the baseline of ``scenario`` and return its numbers (a RunRecord's ``baseline``)."""
-    from gaemi.clients.sim.cascade.metrics import tape
+    from gaemi.clients.sim.cascade.metrics import hawkes_summary, tape
     from gaemi.clients.sim.scenario.driver import run
 
     record = run(backstop(scenario), book=book, progress=False)
@@ -45,7 +47,9 @@ def run_baseline(scenario: Scenario, book: str = "auto") -> dict[str, Any]:
     return {"method": METHOD, "state_hash": record.state_hash,
             "conservation_ok": record.conservation_ok, "liquidations": len(rows),
             "liquidated_accounts": len({r.event.account_id for r in rows}),
-            "liquidated_notional": sum(r.notional for r in rows)}
+            "liquidated_notional": sum(r.notional for r in rows),
+            # the same fit on the run without price impact: the control for the Hawkes n
+            "hawkes_branching_ratio": hawkes_summary(record, rows)["branching_ratio"]}
 
 
 def quiet_worker() -> None:

@@ -62,23 +62,37 @@ METRICS: tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...] = (
      _get("max_liquidation_notional_per_second_usd")),
     ("mark_drawdown_pct", _get("mark_drawdown_pct")),
     ("max_mark_overshoot_bps", _get("max_mark_overshoot_bps")),
+    ("mark_move_basis_share", _get("mark_move", "basis_share")),
+    ("hawkes_branching_ratio", _get("hawkes", "branching_ratio")),
     ("adl_count", _get("adl_count")),
     ("bad_debt_usd", _get("bad_debt_usd")),
+    # with --baseline only (empty otherwise): the paired no-impact baseline of the same seed
+    ("amplification_notional_ratio", _get("amplification", "notional_ratio")),
+    ("amplification_accounts_ratio", _get("amplification", "accounts_ratio")),
+    ("baseline_liquidated_notional_usd",
+     _get("amplification", "baseline_liquidated_notional_usd")),
 )
 COLUMNS = ("scenario", "seed", *(name for name, _ in METRICS), "state_hash", "conservation_ok")
 
 
-def run_row(scenario: Scenario, book: str = "auto") -> dict[str, Any]:
-    """Run one scenario (its own seed) and return its runs.csv row."""
+def run_row(scenario: Scenario, book: str = "auto", baseline: bool = False) -> dict[str, Any]:
+    """Run one scenario (its own seed) and return its runs.csv row; with ``baseline``, its
+    paired no-impact baseline too (clients/sim/baseline.py), in the same task, for the
+    amplification columns. ``conservation_ok`` holds for both runs."""
+    from gaemi.clients.sim.baseline import run_baseline
     from gaemi.clients.sim.cascade.metrics import summarize
     from gaemi.clients.sim.scenario.driver import run
 
-    summary = summarize(run(scenario, book=book, progress=False))
+    record = run(scenario, book=book, progress=False)
+    if baseline:
+        record.baseline = run_baseline(scenario, book)
+    summary = summarize(record)
     row: dict[str, Any] = {"scenario": scenario.name, "seed": scenario.seed}
     for name, read in METRICS:
         row[name] = read(summary)
     row["state_hash"] = summary["state_hash"]
-    row["conservation_ok"] = summary["conservation_ok"]
+    row["conservation_ok"] = summary["conservation_ok"] and (
+        record.baseline is None or record.baseline["conservation_ok"])
     return row
 
 
@@ -94,7 +108,7 @@ class EnsembleResult:
 
 
 def run_ensemble(a: Sequence[Scenario], b: Sequence[Scenario] | None = None, *,
-                 address: str | None = None, book: str = "auto",
+                 address: str | None = None, book: str = "auto", baseline: bool = False,
                  progress: bool = True) -> EnsembleResult:
     """Run every scenario of ``a`` (and ``b``: the same seeds, in the same order) as a Ray
     task and collect their rows. ``address`` joins a running cluster ("auto", "host:port",
@@ -114,7 +128,7 @@ def run_ensemble(a: Sequence[Scenario], b: Sequence[Scenario] | None = None, *,
         info = {"address": address or "local", "nodes": len(ray.nodes()),
                 "cpus": int(resources.get("CPU", 0)), "version": ray.__version__}
         task = ray.remote(run_row)
-        pending = {task.remote(scenario, book): i for i, scenario in enumerate(runs)}
+        pending = {task.remote(scenario, book, baseline): i for i, scenario in enumerate(runs)}
         rows: list[dict[str, Any] | None] = [None] * len(runs)
         with _Progress(progress, len(runs)) as advance:
             waiting = list(pending)
@@ -217,7 +231,9 @@ def describe(result: EnsembleResult) -> dict[str, Any]:
 
 
 def write_ensemble(result: EnsembleResult, out_dir: str | Path) -> dict[str, Path]:
-    """Write runs.csv (one row per run) and ensemble.json; return their paths."""
+    """Write runs.csv (one row per run), ensemble.json and report.html; return their paths."""
+    from gaemi.clients.sim.cascade.ensemble_report import write_ensemble_report
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs = out / "runs.csv"
@@ -227,5 +243,7 @@ def write_ensemble(result: EnsembleResult, out_dir: str | Path) -> dict[str, Pat
         writer.writerows({k: ("" if r[k] is None else r[k]) for k in COLUMNS}
                          for r in result.rows_a + (result.rows_b or []))
     summary = out / "ensemble.json"
-    summary.write_text(json.dumps(describe(result), indent=2) + "\n", encoding="utf-8")
-    return {"runs": runs, "ensemble": summary}
+    description = describe(result)
+    summary.write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
+    report = write_ensemble_report(description, result.rows_a, result.rows_b, out)
+    return {"runs": runs, "ensemble": summary, "report": report}

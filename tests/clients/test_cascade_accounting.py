@@ -177,3 +177,55 @@ def test_the_summary_and_the_report_say_they_are_one_seed(tmp_path) -> None:
     page = paths["report"].read_text(encoding="utf-8")
     assert "One seed (1)" in page and "the insurance fund's own 1 apart" in page
     assert "cascade window" in page
+
+
+def test_the_worst_mark_move_splits_into_index_and_basis_beside_the_forced_flow() -> None:
+    # Arrange: the index falls 3 ticks while the mark falls 7 (the basis 4) during the cluster
+    record = _record()
+    path = {-5: (100, 100), -1: (100, 100), 2: (98, 95), 3: (97, 93), 4: (97, 94),
+            600: (100, 100)}  # second -> (index, mark)
+    record.samples = [Sample(T0 + second * NS_PER_SECOND, index, mark, mark, mark - 1,
+                             mark + 1, 1_000, 0, 200, 300)
+                      for second, (index, mark) in path.items()]
+
+    # Act
+    move = summarize(record)["mark_move"]
+
+    # Assert: from the last sample before the window (-1 s) to the lowest mark in it (3 s)
+    assert move["direction"] == "down"
+    assert (move["from_ts_ns"], move["to_ts_ns"]) == (T0 - NS_PER_SECOND, T0 + 3 * NS_PER_SECOND)
+    assert (move["mark_move_ticks"], move["index_move_ticks"], move["basis_move_ticks"]) == \
+        (-7, -3, -4)
+    assert move["mark_move_ticks"] == move["index_move_ticks"] + move["basis_move_ticks"]
+    assert (move["index_share"], move["basis_share"]) == ("0.4286", "0.5714")
+    # the book fills of liquidations 1-4 (the fund's #3 included) in (-1 s, 3 s]: all sells
+    assert move["forced_flow_lots"] == -(10 + 20 + 40 + 5)
+    assert move["basis_ticks_per_1000_lots"] == "53.3333"  # 1000 x -4 / -75
+    extreme = move["basis_extreme"]  # the basis at its lowest in the window: -4 at 3 s
+    assert (extreme["ts_ns"], extreme["basis_ticks"], extreme["move_ticks"]) == \
+        (T0 + 3 * NS_PER_SECOND, -4, -4)
+    assert extreme["bps_of_index"] == "-412.37"  # 10,000 x -4 / 97
+    # per interval between samples, -5..4 s: flow (0, -70, -5, 0), basis change (0, -3, -1, 1)
+    per = move["per_second"]
+    assert (per["intervals"], per["intervals_with_flow"]) == (4, 2)
+    assert per["slope_ticks_per_1000_lots"] == "45.1155"  # 1000 x 158.75 / 3518.75
+    assert per["r_squared"] == "0.8185"  # 158.75^2 / (3518.75 x 8.75)
+
+
+def test_no_window_no_mark_move() -> None:
+    record = _record()
+    record.events = [(ts, e) for ts, e in record.events
+                     if getattr(e, "liquidation_id", None) == 3]
+    assert summarize(record)["mark_move"] is None
+
+
+def test_the_hawkes_fit_reads_the_traders_liquidations_per_second(summary: dict) -> None:
+    # the hand tape: five trader liquidations in five distinct seconds over a 605 s run
+    fit = summary["hawkes"]["with_index_driver"]
+    assert (fit["events"], fit["event_bins"]) == (5, 5)
+    assert fit["bins"] == 605 + 1  # from the first sample (-5 s) to the last (600 s)
+    assert summary["hawkes"]["without_driver"]["events"] == 5
+    # a flat index: the driver is zero everywhere, so it has no coefficient
+    assert fit["driver_coefficient"] is None and "zero" in fit["note"]
+    n = fit["branching_ratio"]
+    assert summary["hawkes"]["branching_ratio"] == (None if n is None else f"{n:.4f}")

@@ -34,7 +34,8 @@ def ensemble(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path
                                         "max_leverage = 10\nmmr_pct = 10\n")
     out = folder / "out"
     status = gaemi(["ensemble", "--scenario", str(a), "--compare", str(b), "--seeds",
-                    str(SEEDS), "--seed", "7", "--out", str(out), "--no-progress"])
+                    str(SEEDS), "--seed", "7", "--out", str(out), "--baseline",
+                    "--no-progress"])
     assert status == 0
     return a, b, out
 
@@ -52,9 +53,13 @@ def test_every_ray_run_gives_the_state_hash_of_the_same_seed_run_alone(
         [("tiny", 7 + i) for i in range(SEEDS)] + [("tiny-mm10", 7 + i) for i in range(SEEDS)]
     for row in rows:
         ref = a if row["scenario"] == "tiny" else b
-        alone = run_row(load_scenario(str(ref), seed=int(row["seed"])))
+        alone = run_row(load_scenario(str(ref), seed=int(row["seed"])), baseline=True)
         assert row["state_hash"] == alone["state_hash"]
         assert row["liquidated_notional_usd"] == alone["liquidated_notional_usd"]
+        # the paired baseline ran in the same task: the amplification of the run alone
+        for name in ("amplification_notional_ratio", "amplification_accounts_ratio",
+                     "baseline_liquidated_notional_usd"):
+            assert row[name] == ("" if alone[name] is None else str(alone[name]))
         assert row["conservation_ok"] == "True"
     assert len({r["state_hash"] for r in rows}) == len(rows)  # the seeds differ
 

@@ -13,14 +13,9 @@ the three liquidations of the hand-computed run (tests/clients/test_cascade_metr
 
 from __future__ import annotations
 
-import os
 import random
 import re
-import shutil
-import subprocess
 from pathlib import Path
-
-import pytest
 
 from gaemi.clients.sim.cascade.metrics import summarize
 from gaemi.clients.sim.cascade.record import Cohort, RunRecord, Sample
@@ -35,9 +30,8 @@ from gaemi.risk.events import (
     InsuranceTakeover,
     Liquidation,
 )
+from tests.clients.browser import chromium_dom, layout
 
-# Debian's package puts it at /usr/bin/chromium; CHROMIUM=path chooses another build
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium")
 NS = 1_000_000_000
 SYM = "SKHYNIX-PERP"
 COHORTS = (Cohort("ant long 3x", "ant", 3), Cohort("ant long 10x", "ant", 10),
@@ -127,19 +121,7 @@ def synthetic_record(liquidations: int, seconds: int, *, seed: int = 1,
 
 
 def _chromium_dom(page: Path, profile: Path) -> str:
-    """The page's DOM after it ran (virtual time: timers and promises complete)."""
-    if not CHROMIUM or not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing: CI installs Debian's chromium package")
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
-    result = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={profile}", "--virtual-time-budget=10000",
-         "--dump-dom", page.resolve().as_uri()],
-        capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 0, result.stderr[-2_000:]
-    return result.stdout
+    return chromium_dom(page, profile)
 
 
 def _body(dom: str) -> dict[str, str]:
@@ -174,7 +156,11 @@ def test_the_report_renders_every_chart_without_script_errors(tmp_path: Path) ->
     assert "Liquidation notional per second in the cascade window" in dom
     assert "the exchange's clock" in dom
     assert dom.count('class="point"') >= 1  # the bars of liquidations per second
-    assert "Cascade graph by generation" in dom
+    # the causal graph on the cascade window's time axis, before the whole-run charts
+    assert dom.index("Liquidation notional per second in the cascade window") < \
+        dom.index("Cascade graph: trader liquidations per second and generation") < \
+        dom.index("Index, mark and last price")
+    assert "set off by an index move" in dom and "caused by a liquidation" in dom
     summary = summarize(record)
     assert summary["max_generation"] >= 3  # the graph has several generations to draw
     assert f"<td>{summary['endogenous_multiplier']}</td>" in dom
@@ -212,3 +198,49 @@ def test_a_broken_page_is_reported_not_silently_blank(tmp_path: Path) -> None:
     assert body["data-script-errors"] != "0"
     assert body["data-charts-rendered"] == "0"
     assert "JSON" in _errors(dom)
+
+
+def test_no_label_is_cut_off_or_overlapping_and_no_table_overflows_at_1400_px(
+        tmp_path: Path) -> None:
+    # Arrange: a deep synthetic cascade, and the same seed under a second configuration
+    one = write_outputs(synthetic_record(400, 900, seed=3), tmp_path / "one")["report"]
+    two = write_outputs(synthetic_record(300, 600, seed=4, label="base"), tmp_path / "two",
+                        compare=synthetic_record(120, 600, seed=4, label="deeper book"))["report"]
+
+    # Act: the test's own bounding-box measurement (tests/clients/browser.py)
+    single = layout(one, tmp_path / "profile-one")
+    both = layout(two, tmp_path / "profile-two")
+
+    # Assert
+    assert single["width"] == both["width"] == 1_400
+    assert single["problems"] == [] and both["problems"] == []
+    # it measured the page: every chart, their labels, the three tables (key metrics,
+    # generations, cohorts; twice over with the comparison's key table)
+    assert single["charts"] == len(CHARTS) and both["charts"] == 2 * len(CHARTS) + 1
+    assert single["labels"] >= 10 * len(CHARTS) and single["tables"] == 3
+    assert both["tables"] == 5
+
+
+def test_the_layout_check_finds_a_cut_off_label_and_an_overflowing_table(
+        tmp_path: Path) -> None:
+    # Arrange: the negative control: one chart loses its left margin (its y tick labels fall
+    # outside it) and the page gets a table wider than the window
+    page = write_outputs(synthetic_record(40, 120, seed=6), tmp_path / "out")["report"]
+    text = page.read_text()
+    assert text.count('"automargin":true') >= 2
+    text = text.replace('"margin":{"l":60', '"margin":{"l":0', 1)
+    text = text.replace('"yaxis":{"title":{"text":"USD per share","standoff":8},'
+                        '"automargin":true}',
+                        '"yaxis":{"title":{"text":"USD per share","standoff":8},'
+                        '"automargin":false}', 1)
+    wide = "<table><tr>" + "<td>123,456,789.00</td>" * 40 + "</tr></table>"
+    text = text.replace("<h2>Key metrics</h2>", "<h2>Key metrics</h2>" + wide, 1)
+    page.write_text(text)
+
+    # Act
+    found = layout(page, tmp_path / "profile")
+
+    # Assert
+    problems = "\n".join(found["problems"])
+    assert "is cut off" in problems, problems
+    assert "ends at" in problems and "past the window" in problems, problems

@@ -362,6 +362,9 @@ def test_the_baseline_liquidates_off_the_book_and_amplification_compares_with_it
         s["liquidated_notional"], numbers["liquidated_notional"], 4)
     assert amplification["accounts_ratio"] == ratio_text(
         s["liquidated_accounts"], numbers["liquidated_accounts"], 4)
+    # the Hawkes control is the same fit on the baseline run's own tape
+    assert amplification["baseline_hawkes_branching_ratio"] == \
+        summarize(baseline)["hawkes"]["branching_ratio"]
 
 
 def test_cascade_refuses_a_bad_scenario_with_a_message(

@@ -43,12 +43,13 @@ from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
 
+from gaemi.clients.sim.cascade import hawkes
 from gaemi.clients.sim.cascade.record import RunRecord, Sample
 
 __all__ = [
     "BUY", "CSV_COLUMNS", "NS_PER_SECOND", "SCHEMA", "SELL", "WIPED_OUT_KEEP", "Tape", "TapeRow",
-    "decimate", "end_ts", "liquidation_rows", "ratio_text", "start_ts", "summarize", "tape",
-    "time_text", "usd_text",
+    "decimate", "end_ts", "hawkes_summary", "liquidation_rows", "ratio_text", "start_ts",
+    "summarize", "tape", "time_text", "usd_text",
 ]
 
 SCHEMA = "gaemi-cascade-summary/2"  # 2: traders-only headline, causal links, the window
@@ -72,6 +73,10 @@ CSV_COLUMNS = (
 # the cascade window: the liquidations of the traders, cut where two in a row are more than
 # this far apart; the window is the cluster with the most notional (docs/cascade.md)
 CASCADE_GAP_NS = 60 * NS_PER_SECOND
+# the Hawkes fit's kernel reaches this far back (seconds)
+HAWKES_MAX_LAG_S = 300
+# the basis-on-forced-flow regression runs over the cascade window and this much either side
+REGRESSION_PAD_S = 120
 
 
 # -- number formatting ---------------------------------------------------------------------------
@@ -493,6 +498,8 @@ def summarize(record: RunRecord, the_tape: Tape | None = None) -> dict[str, Any]
     _prices(out, record, rows)
     _overshoot(out, samples)
     _open_interest(out, samples, window)
+    out["mark_move"] = _mark_move(record, window)
+    out["hawkes"] = hawkes_summary(record, rows)
     _insurance(out, record, t)
     _bad_debt_and_adl(out, record, t)
     out["cohorts"] = _cohorts(record, rows)
@@ -548,6 +555,149 @@ def _prices(out: dict[str, Any], record: RunRecord, rows: list[TapeRow]) -> None
         out["mark_drawdown_pct"] = ratio_text(100 * (start - min(marks)), start, 2)
     else:
         out["mark_drawdown_ticks"] = out["mark_drawdown_pct"] = None
+
+
+def _forced_flow(record: RunRecord) -> list[tuple[int, int]]:
+    """(ts_ns, signed lots) of every liquidation fill on the book in the watched market, the
+    fund's own included: + bought (a short closed), - sold (a long closed)."""
+    return [(ts, e.taker_side * e.qty) for ts, e in record.events
+            if e.kind == "fill" and e.liquidation_id is not None
+            and getattr(e, "symbol", record.market) == record.market]
+
+
+def _mark_move(record: RunRecord, window: tuple[int, int] | None) -> dict[str, Any] | None:
+    """The cascade's worst mark move, split exactly into the index's move and the basis's
+    (mark - index), beside the signed forced flow that traded on the book meanwhile, and a
+    per-second regression of the basis change on the forced flow around the window.
+
+    The move runs from the reference sample (the last one before the window opens) to the
+    sample in [window start, window end + 1 s] where the mark is furthest from the
+    reference in the direction of the net forced flow (down when liquidations sold on net).
+    None without a window or without marks and indexes at both ends.
+    """
+    if window is None:
+        return None
+    # (ts_ns, mark, index) of the samples that have both
+    both = [(s.ts_ns, s.mark, s.index) for s in record.samples
+            if s.mark is not None and s.index is not None]
+    before = [p for p in both if p[0] < window[0]]
+    inside = [p for p in both if window[0] <= p[0] <= window[1] + NS_PER_SECOND]
+    if not before or not inside:
+        return None
+    ref_ts, ref_mark, ref_index = before[-1]
+    flow = _forced_flow(record)
+    net = sum(q for ts, q in flow if window[0] <= ts <= window[1])
+    down = net <= 0
+    to_ts, to_mark, to_index = (min(inside, key=lambda p: (p[1], p[0])) if down
+                                else max(inside, key=lambda p: (p[1], -p[0])))
+    move = to_mark - ref_mark
+    index_move = to_index - ref_index
+    basis_move = move - index_move
+    lots = sum(q for ts, q in flow if ref_ts < ts <= to_ts)
+    out: dict[str, Any] = {
+        "rule": "from the last sample before the cascade window to the sample in the window "
+                "(to 1 s after it) with the mark furthest in the direction of the net forced "
+                "flow; mark move = index move + basis move, exactly",
+        "direction": "down" if down else "up",
+        "from_ts_ns": ref_ts, "to_ts_ns": to_ts,
+        "seconds": ratio_text(to_ts - ref_ts, NS_PER_SECOND, 3),
+        "mark_from": ref_mark, "mark_to": to_mark, "mark_move_ticks": move,
+        "mark_move_pct": ratio_text(100 * move, ref_mark, 2),
+        "index_from": ref_index, "index_to": to_index, "index_move_ticks": index_move,
+        "basis_from": ref_mark - ref_index, "basis_to": to_mark - to_index,
+        "basis_move_ticks": basis_move,
+        "index_share": ratio_text(index_move, move) if move else None,
+        "basis_share": ratio_text(basis_move, move) if move else None,
+        "forced_flow_lots": lots,
+        "basis_ticks_per_1000_lots": (ratio_text(1000 * basis_move, lots, 4) if lots
+                                      else None),
+    }
+    # the basis at its furthest from the reference in the same direction, inside the window
+    b_ts, b_mark, b_index = (min(inside, key=lambda p: (p[1] - p[2], p[0])) if down
+                             else max(inside, key=lambda p: (p[1] - p[2], -p[0])))
+    out["basis_extreme"] = {"ts_ns": b_ts, "mark": b_mark, "index": b_index,
+                            "basis_ticks": b_mark - b_index,
+                            "move_ticks": (b_mark - b_index) - (ref_mark - ref_index),
+                            "bps_of_index": ratio_text(10_000 * (b_mark - b_index), b_index,
+                                                       BPS_PLACES)}
+    out["per_second"] = _basis_regression(record.samples, flow, window)
+    return out
+
+
+def _basis_regression(samples: list[Sample], flow: list[tuple[int, int]],
+                      window: tuple[int, int]) -> dict[str, Any]:
+    """Least squares of the basis change between consecutive samples on the signed forced
+    flow between them, over the cascade window and WINDOW_PAD_S either side; exact
+    fractions, rounded once."""
+    lo = window[0] - REGRESSION_PAD_S * NS_PER_SECOND
+    hi = window[1] + REGRESSION_PAD_S * NS_PER_SECOND
+    span = [(s.ts_ns, s.mark - s.index) for s in samples  # (ts_ns, basis)
+            if lo <= s.ts_ns <= hi and s.mark is not None and s.index is not None]
+    xs: list[int] = []
+    ys: list[int] = []
+    k = 0
+    flow = sorted(flow)
+    for prev, cur in zip(span, span[1:], strict=False):
+        while k < len(flow) and flow[k][0] <= prev[0]:
+            k += 1
+        lots = 0
+        while k < len(flow) and flow[k][0] <= cur[0]:
+            lots += flow[k][1]
+            k += 1
+        xs.append(lots)
+        ys.append(cur[1] - prev[1])
+    out: dict[str, Any] = {
+        "rule": f"least squares of the basis change (ticks) between consecutive samples on "
+                f"the signed forced flow (lots) between them, from {REGRESSION_PAD_S} s before "
+                f"the cascade window to {REGRESSION_PAD_S} s after it",
+        "intervals": len(xs), "intervals_with_flow": sum(1 for x in xs if x)}
+    n = len(xs)
+    if n < 3:
+        return out | {"slope_ticks_per_1000_lots": None, "r_squared": None}
+    mx, my = Fraction(sum(xs), n), Fraction(sum(ys), n)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    syy = sum((y - my) ** 2 for y in ys)
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    if not sxx:
+        return out | {"slope_ticks_per_1000_lots": None, "r_squared": None}
+    out["slope_ticks_per_1000_lots"] = ratio_text(1000 * sxy / sxx, 1, 4)
+    out["r_squared"] = ratio_text(sxy * sxy, sxx * syy, 4) if syy else None
+    return out
+
+
+def hawkes_summary(record: RunRecord, rows: list[TapeRow]) -> dict[str, Any]:
+    """The branching ratio of a discrete-time Hawkes process fitted to the traders'
+    liquidations per second over the whole run, with the index's absolute return of each
+    second (bps) as the exogenous driver, and without it (hawkes.py; docs/cascade.md)."""
+    start = start_ts(record)
+    bins = (end_ts(record) - start) // NS_PER_SECOND + 1
+    counts: dict[int, int] = defaultdict(int)
+    for r in rows:
+        counts[(r.ts_ns - start) // NS_PER_SECOND] += 1
+    driver = [0.0] * bins
+    previous: int | None = None
+    for s in record.samples:
+        if s.index is None:
+            continue
+        if previous is not None and previous > 0:
+            second = (s.ts_ns - start) // NS_PER_SECOND
+            driver[second] += abs(s.index - previous) * 10_000 / previous
+        previous = s.index
+    driven = hawkes.fit(counts, bins, driver, max_lag=HAWKES_MAX_LAG_S)
+    alone = hawkes.fit(counts, bins, None, max_lag=HAWKES_MAX_LAG_S)
+    return {"model": "N_t ~ Poisson(mu + gamma x_t + n sum_k w_k N_(t-k)): one-second bins "
+                     "of trader liquidations over the whole run, x_t = |index return| of "
+                     "second t in bps, w a geometric kernel over "
+                     f"{HAWKES_MAX_LAG_S} s; maximum likelihood (EM)",
+            # an estimate, not an exact ratio: a float's decimal string, like the ratios
+            "branching_ratio": _estimate(driven.branching_ratio),
+            "branching_ratio_without_driver": _estimate(alone.branching_ratio),
+            "with_index_driver": hawkes.as_dict(driven, MULTIPLIER_PLACES),
+            "without_driver": hawkes.as_dict(alone, MULTIPLIER_PLACES)}
+
+
+def _estimate(x: float | None) -> str | None:
+    return None if x is None else f"{x:.{MULTIPLIER_PLACES}f}"
 
 
 def _overshoot(out: dict[str, Any], samples: list[Sample]) -> None:
@@ -652,6 +802,7 @@ def _amplification(rows: list[TapeRow], base: dict[str, Any] | None) -> dict[str
     _money(out, "baseline_liquidated_notional", base["liquidated_notional"])
     out["notional_ratio"] = ratio_text(notional, base["liquidated_notional"],
                                       MULTIPLIER_PLACES)
+    out["baseline_hawkes_branching_ratio"] = base.get("hawkes_branching_ratio")
     out["accounts_ratio"] = ratio_text(accounts, base["liquidated_accounts"], MULTIPLIER_PLACES)
     return out
 

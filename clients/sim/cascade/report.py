@@ -11,9 +11,10 @@ headless browser and read those attributes.
 Long runs are thinned for the charts only (never for the numbers): a time series keeps at most
 ``SERIES_POINTS`` points (each bucket of consecutive samples keeps its minimum and maximum, so
 spikes survive), the price chart marks at most ``MARKERS`` liquidations and the cascade graph
-draws at most ``GRAPH_NODES`` liquidations (the largest by notional; the chart's title says
-how many are shown). Liquidations per second become liquidations per bin of ``bin`` seconds
-when the run is longer than ``MAX_BARS`` seconds (the axis says which).
+draws at most ``GRAPH_NODES`` nodes (a node: the liquidations of one second and one
+generation; the largest by notional; the chart's title says how many liquidations are
+shown). Liquidations per second become liquidations per bin of ``bin`` seconds when the run is
+longer than ``MAX_BARS`` seconds (the axis says which).
 """
 
 from __future__ import annotations
@@ -34,12 +35,12 @@ from gaemi.clients.sim.cascade.metrics import (
     Tape,
     cascade_window,
     decimate,
+    end_ts,
     liquidation_rows,
     ratio_text,
     start_ts,
     summarize,
     tape,
-    time_text,
     usd_text,
 )
 from gaemi.clients.sim.cascade.record import RunRecord
@@ -53,14 +54,16 @@ __all__ = [
 SERIES_POINTS = 4_000
 MARKERS = 5_000
 GRAPH_NODES = 4_000
+LABEL_COUNT = 10  # the cascade graph writes the count on a node of at least this many
 MAX_BARS = 1_200
 GENERATION_GROUPS = 6  # generations 1..5 apart, 6 and later together ("6+")
-CHARTS = ("cascade_price", "cascade_liquidations", "price", "liquidations", "open_interest",
-          "insurance_fund", "graph")
+CHARTS = ("cascade_price", "cascade_liquidations", "graph", "price", "liquidations",
+          "open_interest", "insurance_fund")
 WINDOW_PAD_S = 120  # the cascade-window charts show this much before and after the window
 ZONE_LABELS = {"Asia/Seoul": "KST", "America/New_York": "ET"}
-PNG_CHARTS = ("price", "liquidations_per_second", "insurance_fund", "open_interest",
-              "cascade_graph")
+# cascade_price only when there is a cascade window (trader liquidations)
+PNG_CHARTS = ("cascade_price", "liquidations_per_second", "cascade_graph", "price",
+              "insurance_fund", "open_interest")
 _EPOCH = datetime(1970, 1, 1)
 _GEN_COLORS = ("#1f77b4", "#ff7f0e", "#d62728", "#9467bd", "#8c564b", "#7f7f7f")
 _COHORT_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
@@ -97,6 +100,22 @@ KEY_METRICS: tuple[tuple[str, Any], ...] = (
     ("mark drawdown (%)", "mark_drawdown_pct"),
     ("max mark overshoot vs index (ticks)", "max_mark_overshoot_ticks"),
     ("max mark overshoot vs index (bps)", "max_mark_overshoot_bps"),
+    ("cascade's worst mark move (%)", lambda s: (s["mark_move"] or {}).get("mark_move_pct")),
+    ("· share from the index's move", lambda s: (s["mark_move"] or {}).get("index_share")),
+    ("· share from the basis move", lambda s: (s["mark_move"] or {}).get("basis_share")),
+    ("· forced flow on the book meanwhile (lots, + bought)",
+     lambda s: (s["mark_move"] or {}).get("forced_flow_lots")),
+    ("basis change per 1,000 lots of forced flow, per-second fit (ticks)",
+     lambda s: ((s["mark_move"] or {}).get("per_second") or {}).get(
+         "slope_ticks_per_1000_lots")),
+    ("· R² of that fit",
+     lambda s: ((s["mark_move"] or {}).get("per_second") or {}).get("r_squared")),
+    ("Hawkes branching ratio (index returns as driver)",
+     lambda s: s["hawkes"]["branching_ratio"]),
+    ("Hawkes branching ratio without the driver",
+     lambda s: s["hawkes"]["branching_ratio_without_driver"]),
+    ("· the same on the no-impact baseline",
+     lambda s: (s["amplification"] or {}).get("baseline_hawkes_branching_ratio")),
     ("open interest change (%)", lambda s: (s["open_interest"] or {}).get("change_pct")),
     ("insurance fund start (USD)", "insurance_fund_start_usd"),
     ("insurance fund end (USD)", "insurance_fund_end_usd"),
@@ -130,6 +149,8 @@ def _shown(label: str, value: Any) -> str:
         return "–"
     if "(USD)" in label and isinstance(value, str):
         return _dollars(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
     return str(value)
 
 
@@ -283,8 +304,9 @@ def _series(record: RunRecord, t: Tape) -> dict[str, Any]:
     samples = record.samples
     xs = [s.ts_ns for s in samples]
     zone = spec.session.zone if spec.session is not None else None
-    out: dict[str, Any] = {"t0": t0, "title": f"{record.scenario} · seed {record.seed} · "
-                           f"{record.market}", "zone": zone,
+    out: dict[str, Any] = {"t0": t0, "t_end": end_ts(record),
+                           "title": f"{record.scenario} · seed {record.seed} · {record.market}",
+                           "zone": zone,
                            "zone_label": ZONE_LABELS.get(zone or "", "UTC")}
     for name in ("index", "mark", "last"):
         values = [None if getattr(s, name) is None else getattr(s, name) * px for s in samples]
@@ -355,54 +377,89 @@ def _window_series(record: RunRecord, t: Tape, px: float) -> dict[str, Any] | No
     return out
 
 
-def _cascade_text(summary: dict[str, Any]) -> str:
+def _clock(ts_ns: int, series: dict[str, Any]) -> str:
+    """A time on the exchange's wall clock, e.g. "2026-07-28 09:00:00 KST"."""
+    zone = series["zone"]
+    local = _when(ts_ns + (utc_offset_ns(zone, ts_ns) if zone else 0))
+    return f"{local:%Y-%m-%d %H:%M:%S} {series['zone_label']}"
+
+
+def _cascade_text(summary: dict[str, Any], series: dict[str, Any]) -> str:
     window = summary.get("cascade_window")
     if not window:
         return "no cascade window (no trader liquidations)"
-    return (f"cascade window {_esc(time_text(window['start_ts_ns']))} for "
+    return (f"cascade window from {_esc(_clock(window['start_ts_ns'], series))} for "
             f"{_esc(window['duration_s'])} s")
 
 
+# what set a liquidation off, for the graph's legend: (key, legend text, plotly symbol,
+# matplotlib marker, colour)
+CAUSES = (
+    ("index", "an index move", "circle", "o", "#2ca02c"),
+    ("trade", "an ordinary trade", "square", "s", "#7f7f7f"),
+    ("funding", "funding", "triangle-up", "^", "#bcbd22"),
+    ("time", "the passage of time (no parent)", "diamond", "D", "#17becf"),
+    ("fill", "a liquidation's fill", "circle", "o", "#d62728"),
+    ("liquidation", "a liquidation's takeover or ADL", "pentagon", "p", "#9467bd"),
+)
+
+
+def _cause_key(row: Any) -> str:
+    kind = row.event.cause.kind
+    if kind == "fill" and row.parent is None:
+        return "trade"  # a fill with no liquidation behind it: an ordinary trade
+    return kind if kind in {c[0] for c in CAUSES} else "index"
+
+
 def _graph(t: Tape, spec: Any) -> dict[str, Any]:
-    """Nodes placed by generation (x) and, within one, near their parents (y in (0, 1))."""
-    rows = t.rows
-    by_gen: dict[int, list[Any]] = defaultdict(list)
-    for r in rows:
-        by_gen[r.generation].append(r)
-    if len(rows) > GRAPH_NODES:
-        # every generation keeps its share of GRAPH_NODES (at least 25), the largest first
-        keep: set[int] = set()
-        for members in by_gen.values():
-            quota = max(min(len(members), 25), GRAPH_NODES * len(members) // len(rows))
-            keep.update(r.event.liquidation_id
-                        for r in sorted(members, key=lambda r: -r.notional)[:quota])
-        rows = [r for r in rows if r.event.liquidation_id in keep]
-        by_gen = defaultdict(list)
-        for r in rows:
-            by_gen[r.generation].append(r)
-    y: dict[int, float] = {}
-    for g in sorted(by_gen):
-        members = sorted(by_gen[g], key=lambda r: (y.get(r.parent, -1.0), r.event.liquidation_id))
-        for rank, r in enumerate(members):
-            y[r.event.liquidation_id] = (rank + 0.5) / len(members)
-    biggest = max((r.notional for r in rows), default=1) or 1
+    """The causal graph on a time axis: one node per (second, generation) with the trader
+    liquidations in it, an edge per (parent node, child node, link kind) with the number of
+    links, and the time-proximity pairs apart (they are not causes)."""
+    clusters: dict[tuple[int, int], list[Any]] = defaultdict(list)
+    for r in t.rows:
+        clusters[(r.ts_ns - r.ts_ns % NS_PER_SECOND, r.generation)].append(r)
+    keys = sorted(clusters)
+    if len(keys) > GRAPH_NODES:  # the largest by notional
+        keys = sorted(sorted(keys, key=lambda k: -sum(r.notional for r in clusters[k]))
+                      [:GRAPH_NODES])
+    kept = set(keys)
+    home = {r.event.liquidation_id: k for k in keys for r in clusters[k]}
+    biggest = max((sum(r.notional for r in clusters[k]) for k in keys), default=1) or 1
     nodes = []
-    for r in rows:
-        e = r.event
+    for k in keys:
+        members = clusters[k]
+        notional = sum(r.notional for r in members)
+        causes: dict[str, int] = defaultdict(int)
+        for r in members:
+            causes[_cause_key(r)] += 1
+        cause = max(causes.items(), key=lambda kv: (kv[1], kv[0]))[0]
+        cohorts: dict[str, int] = defaultdict(int)
+        for r in members:
+            cohorts[r.cohort] += 1
+        listed = ", ".join(f"#{r.event.liquidation_id}" for r in members[:12])
+        more = f" and {len(members) - 12} more" if len(members) > 12 else ""
         nodes.append({
-            "id": e.liquidation_id, "x": r.generation, "y": y[e.liquidation_id],
-            # bigger for more notional, smaller where a generation is crowded
-            "size": max(3.0, min(6 + 16 * math.sqrt(r.notional / biggest),
-                                 330 / len(by_gen[r.generation]))), "cohort": r.cohort,
-            "text": (f"#{e.liquidation_id} · account {e.account_id} ({html.escape(r.cohort)})"
-                     f"<br>generation {r.generation} · {e.qty} lots"
-                     f" @ {usd_text(e.price * spec.tick_size)}"
-                     f"<br>notional {usd_text(r.notional)} USD<br>cause {e.cause.kind}"
-                     + (f" ← #{r.parent}" if r.parent is not None else "")),
-        })
-    edges = [(t.by_id[r.parent].generation, y[r.parent], r.generation,
-              y[r.event.liquidation_id]) for r in rows if r.parent in y]
-    return {"nodes": nodes, "edges": edges, "shown": len(rows), "total": len(t.rows)}
+            "ts": k[0], "generation": k[1], "count": len(members), "cause": cause,
+            "size": 7 + 26 * math.sqrt(notional / biggest),
+            "text": (f"{len(members)} liquidation{'s' if len(members) > 1 else ''}, "
+                     f"generation {k[1]}<br>notional {usd_text(notional)} USD<br>set off by: "
+                     + ", ".join(f"{n} {c}" for c, n in sorted(causes.items()))
+                     + "<br>" + ", ".join(f"{n} {html.escape(c)}"
+                                          for c, n in sorted(cohorts.items()))
+                     + f"<br>{listed}{more}")})
+    links: dict[tuple[tuple[int, int], tuple[int, int], str], int] = defaultdict(int)
+    near: dict[tuple[tuple[int, int], tuple[int, int]], int] = defaultdict(int)
+    for r in t.rows:
+        child = home.get(r.event.liquidation_id)
+        if child is None:
+            continue
+        if r.parent is not None and home.get(r.parent) in kept:
+            links[(home[r.parent], child, _cause_key(r))] += 1
+        if r.proximate is not None and home.get(r.proximate) in kept:
+            near[(home[r.proximate], child)] += 1
+    return {"nodes": nodes, "edges": [(p, c, kind, n) for (p, c, kind), n in links.items()],
+            "near": [(p, c, n) for (p, c), n in near.items()],
+            "shown": sum(len(clusters[k]) for k in keys), "total": len(t.rows)}
 
 
 # -- plotly figures (plain dicts: no validation, fast) --------------------------------------------
@@ -411,8 +468,11 @@ def _graph(t: Tape, spec: Any) -> dict[str, Any]:
 def _layout(title: str, x_title: str, y_title: str, **extra: Any) -> dict[str, Any]:
     layout = {"title": {"text": title, "font": {"size": 14}, "x": 0.01, "xanchor": "left"},
               "margin": {"l": 60, "r": 20, "t": 50, "b": 45}, "height": 360,
-              "xaxis": {"title": {"text": x_title}, "type": "date"},
-              "yaxis": {"title": {"text": y_title}},
+              # automargin: plotly grows the margins to fit tick labels and axis titles
+              # (never cut off, never over each other)
+              "xaxis": {"title": {"text": x_title, "standoff": 8}, "type": "date",
+                        "automargin": True},
+              "yaxis": {"title": {"text": y_title, "standoff": 8}, "automargin": True},
               "legend": {"orientation": "h", "y": -0.2}, "template": None,
               "hovermode": "closest"}
     layout.update(extra)
@@ -448,12 +508,8 @@ def _window_figures(series: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return {"cascade_price": {"data": [], "layout": empty},
                 "cascade_liquidations": {"data": [], "layout": dict(empty)}}
 
-    def clock(ts: int) -> str:
-        local = _when(ts + (utc_offset_ns(zone, ts) if zone else 0))
-        return f"{local:%Y-%m-%d %H:%M:%S} {label}"
-
     span = ratio_text(w["end"] - w["start"], NS_PER_SECOND, 0)
-    about = f"from {clock(w['start'])} for {span} s (±{WINDOW_PAD_S} s shown)"
+    about = f"from {_clock(w['start'], series)} for {span} s (±{WINDOW_PAD_S} s shown)"
     x_range = _isos([w["lo"], w["hi"]], zone)
     shade = [{"type": "rect", "xref": "x", "yref": "paper", "x0": a, "x1": b, "y0": 0, "y1": 1,
               "fillcolor": "#d62728", "opacity": 0.06, "line": {"width": 0}}
@@ -493,10 +549,8 @@ def _figures(series: dict[str, Any], summary: dict[str, Any]) -> dict[str, dict[
     m = series["markers"]
     data.append({"type": "scatter", "mode": "markers", "name": "liquidations",
                  "x": _isos(m["x"], zone),
-                 "y": m["y"], "marker": {"size": 6, "symbol": "x", "color": m["generation"],
-                                         "colorscale": "Reds", "cmin": 1,
-                                         "cmax": max(m["generation"], default=1) or 1,
-                                         "colorbar": {"title": {"text": "gen"}, "len": 0.6}},
+                 "y": m["y"], "marker": {"size": 6, "symbol": "x", "color": [
+                     _GEN_COLORS[_gen_group(g) - 1] for g in m["generation"]]},
                  "text": [f"generation {g}" for g in m["generation"]]})
     note = "" if m["shown"] == m["total"] else f" ({m['shown']} of {m['total']} marked)"
     figs["price"] = {"data": data, "layout": _layout(f"Index, mark and last price{note}",
@@ -518,41 +572,80 @@ def _figures(series: dict[str, Any], summary: dict[str, Any]) -> dict[str, dict[
                              "layout": _layout("Open interest (one side)", x_title, "lots")}
     xs, ys = series["insurance_fund"]
     layout = _layout("Insurance fund (cash)", x_title, "USD")
-    layout["yaxis"]["tickformat"] = ",.2f"
+    layout["yaxis"]["tickformat"] = ",.0f"  # whole dollars on the axis; exact in the hover
     figs["insurance_fund"] = {"data": [{"type": "scatter", "mode": "lines", "name": "fund",
                                         "x": _isos(xs, zone), "y": ys,
                                         "line": {"color": "#17becf"}}],
                               "layout": layout}
-    figs["graph"] = _graph_figure(series["graph"], summary)
+    figs["graph"] = _graph_figure(series, summary)
+    # the whole-run charts share one time range (their axes line up)
+    whole = _isos([series["t0"], series["t_end"]], zone)
+    for name in ("price", "liquidations", "open_interest", "insurance_fund"):
+        figs[name]["layout"]["xaxis"]["range"] = whole
     return figs
 
 
-def _graph_figure(graph: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
-    ex, ey = [], []
-    for x0, y0, x1, y1 in graph["edges"]:
-        ex += [x0, x1, None]
-        ey += [y0, y1, None]
-    data: list[dict[str, Any]] = [{"type": "scatter", "mode": "lines", "name": "caused",
-                                   "x": ex, "y": ey, "hoverinfo": "skip",
-                                   "line": {"color": "rgba(120,120,120,0.45)", "width": 1}}]
-    cohorts = sorted({n["cohort"] for n in graph["nodes"]})
-    for i, cohort in enumerate(cohorts):
-        nodes = [n for n in graph["nodes"] if n["cohort"] == cohort]
-        data.append({"type": "scatter", "mode": "markers", "name": cohort,
-                     "x": [n["x"] for n in nodes], "y": [n["y"] for n in nodes],
-                     "text": [n["text"] for n in nodes], "hoverinfo": "text",
-                     "marker": {"size": [n["size"] for n in nodes],
-                                "color": _COHORT_COLORS[i % len(_COHORT_COLORS)],
+def _graph_figure(series: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    """Generations (y) over time (x, the cascade window's range, like the charts above it):
+    a node per second and generation, sized by notional, shaped by what set it off; an edge
+    per causal link (its colour says how); time proximity dotted, as no cause."""
+    graph, zone = series["graph"], series["zone"]
+
+    def xy(pairs: list[tuple[tuple[int, int], tuple[int, int]]]) -> tuple[list[Any], list[Any]]:
+        xs: list[Any] = []
+        ys: list[Any] = []
+        for (t0, g0), (t1, g1) in pairs:
+            xs += [*_isos([t0, t1], zone), None]
+            ys += [g0, g1, None]
+        return xs, ys
+
+    data: list[dict[str, Any]] = []
+    for key, label, *_, color in CAUSES:
+        pairs = [(p, c) for p, c, kind, _ in graph["edges"] if kind == key]
+        if pairs:
+            ex, ey = xy(pairs)
+            data.append({"type": "scatter", "mode": "lines", "x": ex, "y": ey,
+                         "name": f"caused by {label}", "hoverinfo": "skip",
+                         "line": {"color": color, "width": 1}, "opacity": 0.6})
+    if graph["near"]:
+        ex, ey = xy([(p, c) for p, c, _ in graph["near"]])
+        data.append({"type": "scatter", "mode": "lines", "x": ex, "y": ey, "hoverinfo": "skip",
+                     "name": "time proximity (not a cause)", "opacity": 0.5,
+                     "line": {"color": "#17becf", "width": 1, "dash": "dot"}})
+    for key, label, symbol, _, color in CAUSES:
+        nodes = [n for n in graph["nodes"] if n["cause"] == key]
+        if not nodes:
+            continue
+        data.append({"type": "scatter", "mode": "markers+text", "name": f"set off by {label}",
+                     "x": _isos([n["ts"] for n in nodes], zone),
+                     "y": [n["generation"] for n in nodes],
+                     "text": [str(n["count"]) if n["count"] >= LABEL_COUNT else ""
+                              for n in nodes],
+                     "textposition": "top center", "textfont": {"size": 10},
+                     "hovertext": [n["text"] for n in nodes], "hoverinfo": "text",
+                     "marker": {"size": [n["size"] for n in nodes], "symbol": symbol,
+                                "color": color, "opacity": 0.8,
                                 "line": {"width": 0.5, "color": "#333"}}})
     shown = "" if graph["shown"] == graph["total"] else \
-        f" ({graph['shown']} of {graph['total']} shown, the largest of each generation)"
-    title = (f"Cascade graph by generation{shown} · multiplier "
-             f"{summary['endogenous_multiplier'] or 'n/a'}")
+        f" ({graph['shown']} of {graph['total']} liquidations shown, the largest nodes)"
+    w = series["window"]
+    outside = 0 if w is None else sum(n["count"] for n in graph["nodes"]
+                                      if not w["lo"] <= n["ts"] <= w["hi"])
+    away = (f" · {outside} more outside the cascade window: double-click to see them"
+            if outside else "")
+    title = (f"Cascade graph: trader liquidations per second and generation{shown}<br>"
+             f"<span style='font-size:11px'>multiplier "
+             f"{summary['endogenous_multiplier'] or 'n/a'} · a number: the count in a node "
+             f"of {LABEL_COUNT} or more{away}</span>")
     max_gen = max(summary["max_generation"], 1)
-    return {"data": data, "layout": _layout(
-        title, "generation", "", height=420,
-        xaxis={"title": {"text": "generation"}, "dtick": 1, "range": [0.5, max_gen + 0.5]},
-        yaxis={"visible": False, "range": [0, 1]})}
+    layout = _layout(title, f"time ({series['zone_label']}, the exchange's clock)",
+                     "generation", height=460)
+    layout["yaxis"].update({"dtick": 1, "range": [0.5, max_gen + 0.6]})
+    layout["legend"] = {"orientation": "h", "y": -0.28}
+    layout["margin"]["t"] = 70
+    if w is not None:
+        layout["xaxis"]["range"] = _isos([w["lo"], w["hi"]], zone)
+    return {"data": data, "layout": layout}
 
 
 def _overlay_figure(views: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
@@ -573,6 +666,7 @@ def _overlay_figure(views: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[
     return {"data": data, "layout": _layout(
         "A vs B: mark and cumulative liquidated notional", x_title, "mark, USD per share",
         height=420, yaxis2={"title": {"text": "liquidated, USD"}, "overlaying": "y",
+                            "automargin": True, "tickformat": "~s",
                             "side": "right"})}
 
 
@@ -640,10 +734,11 @@ def _generation_table(summary: dict[str, Any]) -> str:
 
 
 def _cohort_table(summary: dict[str, Any]) -> str:
-    return _table(["cohort", "role", "leverage", "accounts", "liquidated", "liquidations",
+    # role and leverage are in summary.json; the label says both
+    return _table(["cohort", "accounts", "liquidated", "liquidations",
                    "liquidated notional (USD)", "deposits (USD)", "final equity (USD)",
                    "PnL (USD)", "loss (USD)", "loss %", "wiped out", "bankrupt"],
-                  [[c["label"], c["role"], c["leverage"], c["accounts"],
+                  [[c["label"], c["accounts"],
                     c["liquidated_accounts"], c["liquidations"],
                     *(_dollars(c[k]) for k in ("liquidated_notional_usd", "deposits_usd",
                                                "final_equity_usd", "pnl_usd", "loss_usd")),
@@ -654,7 +749,7 @@ def _html(views: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
     from plotly.offline import get_plotlyjs
 
     figures: dict[str, dict[str, Any]] = {}
-    columns = []
+    columns, tables = [], []
     names = ("A", "B") if len(views) > 1 else ("",)
     for (summary, series), name in zip(views, names, strict=True):
         figs = _figures(series, summary)
@@ -664,13 +759,13 @@ def _html(views: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
         for chart in CHARTS:
             div = f"{prefix}-{chart}"
             figures[div] = figs[chart]
-            if chart == "graph":
-                parts.append("<h3>Generations</h3>" + _generation_table(summary))
             parts.append(f'<div class="chart" id="{div}"></div>')
-        parts.append("<h3>Cohorts</h3>" + _cohort_table(summary))
-        parts.append("<h3>Configuration</h3><pre>"
-                     + _esc(json.dumps(summary["config"], indent=1, default=str)) + "</pre>")
         columns.append("<div>" + "".join(parts) + "</div>")
+        # the tables run the page's full width, one run after the other
+        tables.append(f"<h2>{_esc(label)}: generations</h2>" + _generation_table(summary)
+                      + f"<h2>{_esc(label)}: cohorts</h2>" + _cohort_table(summary)
+                      + f"<h2>{_esc(label)}: configuration</h2><pre>"
+                      + _esc(_json_text(summary["config"])) + "</pre>")
     first = views[0][0]
     if len(views) > 1:
         cmp = comparison(views[0][0], views[1][0])
@@ -702,13 +797,14 @@ def _html(views: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
          "random flow, not its distribution (<code>gaemi ensemble</code> runs many) · "
          f"{_esc(first['liquidations'])} trader "
          f"liquidations (the insurance fund's own {_esc(first['fund_liquidations'])} apart) · "
-         f"run from {_esc(time_text(first['start_ts_ns']))} for "
-         f"{_esc(first['run_duration_s'])} s · {_cascade_text(first)} · state hash "
+         f"run from {_esc(_clock(first['start_ts_ns'], views[0][1]))} for "
+         f"{_esc(first['run_duration_s'])} s · {_cascade_text(first, views[0][1])} · "
+         "state hash "
          f"{_esc(first['state_hash'])}. Money in USD (exact decimals); the charts thin long "
          "series (docs/cascade.md).</p>"),
         "<pre id='script-errors'></pre>",
         "<h2>Key metrics</h2>", key_table,
-        f"<div class='runs' style='--runs:{len(views)}'>", *columns, "</div>",
+        f"<div class='runs' style='--runs:{len(views)}'>", *columns, "</div>", *tables,
         f"<script>{get_plotlyjs()}</script>",
         f"<script type='application/json' id='gaemi-figures'>{payload}</script>",
         f"<script>{_RENDER}</script>",
@@ -722,16 +818,35 @@ def _html(views: list[tuple[dict[str, Any], dict[str, Any]]]) -> str:
 def _pngs(series: dict[str, Any], summary: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.collections import LineCollection
-    from matplotlib.dates import date2num
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
     from matplotlib.figure import Figure
+    from matplotlib.ticker import EngFormatter
 
-    x_label = "time (UTC)"
+    zone = series["zone"]
+    x_label = f"time ({series['zone_label']}, the exchange's clock)"
+    w = series["window"]
     paths: dict[str, Path] = {}
 
     def when(xs: list[int]) -> Any:
-        # datetimes, which matplotlib plots through its date converter (its type stubs list
-        # only numbers and arrays)
-        return [_when(x) for x in xs]
+        # the exchange's wall clock as naive datetimes, which matplotlib plots through its
+        # date converter (its type stubs list only numbers and arrays)
+        return [_when(x + (utc_offset_ns(zone, x) if zone else 0)) for x in xs]
+
+    def axes(fig: Figure, title: str, y_label: str, *, money: bool = False) -> Any:
+        ax = fig.add_subplot()
+        locator = AutoDateLocator()
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+        if money:
+            ax.yaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.set(title=title, xlabel=x_label, ylabel=y_label)
+        return ax
+
+    def in_window(ax: Any) -> None:
+        if w is not None:
+            ax.set_xlim(*date2num(when([w["lo"], w["hi"]])))
+            ax.axvspan(*date2num(when([w["start"], w["end"] + NS_PER_SECOND])),
+                       color="#d62728", alpha=0.06, linewidth=0)
 
     def save(name: str, fig: Figure) -> None:
         FigureCanvasAgg(fig)
@@ -740,37 +855,49 @@ def _pngs(series: dict[str, Any], summary: dict[str, Any], out_dir: Path) -> dic
         fig.savefig(path, dpi=100)
         paths[name] = path
 
+    def prices(ax: Any, src: dict[str, Any], xs_key: str | None) -> None:
+        for name, color in (("index", "#2ca02c"), ("mark", "#1f77b4"), ("last", "#aaaaaa")):
+            xs, ys = (src[xs_key], src[name]) if xs_key else src[name]
+            ax.plot(when(xs), ys, label=name, color=color, linewidth=1, zorder=3)
+
+    if w is not None:
+        fig = Figure(figsize=(10, 4))
+        span = ratio_text(w["end"] - w["start"], NS_PER_SECOND, 0)
+        ax = axes(fig, f"{series['title']}: the cascade window, from {_clock(w['start'], series)}"
+                       f" for {span} s", "USD per share")
+        prices(ax, w, "x")
+        m = w["markers"]
+        ax.scatter(when(m["x"]), m["y"], marker="x", s=14, linewidths=0.7, color="#d62728",
+                   label="trader liquidations (execution price)", zorder=4)
+        in_window(ax)
+        ax.legend(loc="upper right", fontsize=8)
+        save("cascade_price", fig)
+
     fig = Figure(figsize=(10, 4))
-    ax = fig.add_subplot()
-    for name, color in (("index", "#2ca02c"), ("mark", "#1f77b4"), ("last", "#aaaaaa")):
-        xs, ys = series[name]
-        ax.plot(when(xs), ys, label=name, color=color, linewidth=1, zorder=3)
+    ax = axes(fig, f"{series['title']}: index, mark, last (the whole run)", "USD per share")
+    prices(ax, series, None)
     m = series["markers"]
     if m["x"]:
         ax.scatter(when(m["x"]), m["y"], marker="x", s=8, linewidths=0.6, alpha=0.4,
                    color="#d62728", label="liquidations (execution price)", zorder=2)
-    ax.set(title=f"{series['title']}: index, mark, last", xlabel=x_label, ylabel="USD")
     ax.legend(loc="upper right", fontsize=8)
     save("price", fig)
 
     fig = Figure(figsize=(10, 4))
-    ax = fig.add_subplot()
-    bins = series["per_bin"]
-    # one filled staircase per generation group, stacked: a few artists, not a bar per bin
-    n = 1 + max((b for xs, _ in bins["groups"].values() for b in xs), default=0)
-    edges = date2num(when(_bin_starts(bins, list(range(n + 1)))))
-    below = [0.0] * n
-    for g, (xs, ys) in bins["groups"].items():
-        top = below[:]
-        for b, y in zip(xs, ys, strict=True):
-            top[b] += y
-        ax.stairs(top, edges, baseline=below, fill=True, color=_GEN_COLORS[g - 1],
-                  label=_gen_name(g))
-        below = top
-    unit = "second" if bins["width"] == 1 else f"{bins['width']} s"
-    ax.set(title=f"Liquidation notional per {unit}, by generation", xlabel=x_label,
-           ylabel="USD")
-    if bins["groups"]:
+    if w is not None:  # one bar per second of the cascade window, stacked by generation
+        ax = axes(fig, f"Liquidation notional per second in the cascade window "
+                       f"(±{WINDOW_PAD_S} s), by generation (traders)", "USD", money=True)
+        bottom: dict[int, float] = defaultdict(float)
+        for g, (xs, ys) in w["per_second"].items():
+            lefts = date2num(when(xs))
+            ax.bar(lefts, ys, width=1 / 86_400, align="edge", color=_GEN_COLORS[g - 1],
+                   bottom=[bottom[x] for x in xs], label=_gen_name(g))
+            for x, y in zip(xs, ys, strict=True):
+                bottom[x] += y
+        in_window(ax)
+    else:  # no trader liquidations: the (empty) whole run
+        ax = axes(fig, "Liquidation notional per second (none by traders)", "USD", money=True)
+    if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper right", fontsize=8)
     save("liquidations_per_second", fig)
 
@@ -778,33 +905,48 @@ def _pngs(series: dict[str, Any], summary: dict[str, Any], out_dir: Path) -> dic
             ("insurance_fund", "#17becf", "Insurance fund (cash)", "USD"),
             ("open_interest", "#9467bd", "Open interest (one side)", "lots")):
         fig = Figure(figsize=(10, 3.5))
-        ax = fig.add_subplot()
+        ax = axes(fig, title, unit, money=name == "insurance_fund")
         xs, ys = series[name]
         ax.plot(when(xs), ys, color=color, linewidth=1.2)
-        ax.set(title=title, xlabel=x_label, ylabel=unit)
         save(name, fig)
 
     fig = Figure(figsize=(10, 4.5))
-    ax = fig.add_subplot()
     graph = series["graph"]
-    if graph["edges"]:
-        ax.add_collection(LineCollection([((a, b), (c, d)) for a, b, c, d in graph["edges"]],
-                                         colors="#999999", linewidths=0.6, alpha=0.6))
-    cohorts = sorted({n["cohort"] for n in graph["nodes"]})
-    for i, cohort in enumerate(cohorts):
-        nodes = [n for n in graph["nodes"] if n["cohort"] == cohort]
-        ax.scatter([n["x"] for n in nodes], [n["y"] for n in nodes],
-                   s=[n["size"] ** 2 / 2 for n in nodes], label=cohort, zorder=3,
-                   color=_COHORT_COLORS[i % len(_COHORT_COLORS)], edgecolors="#333",
-                   linewidths=0.4)
-    ax.set_xlim(0.5, max(summary["max_generation"], 1) + 0.5)
-    ax.set_ylim(0, 1)
-    ax.set_yticks([])
-    ax.set_xticks(range(1, max(summary["max_generation"], 1) + 1))
-    ax.set(title=f"Cascade graph by generation · multiplier "
-                 f"{summary['endogenous_multiplier'] or 'n/a'}", xlabel="generation")
-    if cohorts:
-        ax.legend(loc="upper right", fontsize=8)
+    ax = axes(fig, f"Cascade graph: trader liquidations per second and generation · "
+                   f"multiplier {summary['endogenous_multiplier'] or 'n/a'}", "generation")
+
+    def segment(src: tuple[int, int], dst: tuple[int, int]) -> Any:
+        (x0, x1) = date2num(when([src[0], dst[0]]))
+        return ((x0, src[1]), (x1, dst[1]))
+
+    for key, label, _, _, color in CAUSES:
+        lines = [segment(p, c) for p, c, kind, _ in graph["edges"] if kind == key]
+        if lines:
+            ax.add_collection(LineCollection(lines, colors=color, linewidths=0.8, alpha=0.6,
+                                             label=f"caused by {label}"))
+    if graph["near"]:
+        ax.add_collection(LineCollection([segment(p, c) for p, c, _ in graph["near"]],
+                                         colors="#17becf", linewidths=0.8, alpha=0.5,
+                                         linestyles="dotted", label="time proximity"))
+    for key, label, _, marker, color in CAUSES:
+        nodes = [n for n in graph["nodes"] if n["cause"] == key]
+        if nodes:
+            ax.scatter(when([n["ts"] for n in nodes]), [n["generation"] for n in nodes],
+                       s=[n["size"] ** 2 / 2 for n in nodes], marker=marker, color=color,
+                       edgecolors="#333", linewidths=0.4, alpha=0.8, zorder=3,
+                       label=f"set off by {label}")
+            for n in nodes:
+                if n["count"] >= LABEL_COUNT:
+                    ax.annotate(str(n["count"]), (date2num(when([n["ts"]]))[0],
+                                                  n["generation"]),
+                                xytext=(0, 9), textcoords="offset points", fontsize=7,
+                                ha="center", va="bottom")
+    top = max(summary["max_generation"], 1)
+    ax.set_ylim(0.5, top + 0.5)
+    ax.set_yticks(range(1, top + 1))
+    in_window(ax)
+    if graph["nodes"]:
+        ax.legend(loc="upper right", fontsize=7)
     save("cascade_graph", fig)
     return paths
 
