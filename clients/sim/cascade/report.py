@@ -105,7 +105,7 @@ KEY_METRICS: tuple[tuple[str, Any], ...] = (
     ("· share from the basis move", lambda s: (s["mark_move"] or {}).get("basis_share")),
     ("· forced flow on the book meanwhile (lots, + bought)",
      lambda s: (s["mark_move"] or {}).get("forced_flow_lots")),
-    ("basis change per 1,000 lots of forced flow, per-second fit (ticks)",
+    ("basis ticks per 1,000 lots of forced flow (per-second fit)",
      lambda s: ((s["mark_move"] or {}).get("per_second") or {}).get(
          "slope_ticks_per_1000_lots")),
     ("· R² of that fit",
@@ -564,7 +564,9 @@ def _figures(series: dict[str, Any], summary: dict[str, Any]) -> dict[str, dict[
                      "marker": {"color": _GEN_COLORS[g - 1]}})
     unit = "second" if bins["width"] == 1 else f"{bins['width']} s"
     figs["liquidations"] = {"data": data, "layout": _layout(
-        f"Liquidation notional per {unit}, by generation", x_title, "USD", barmode="stack")}
+        f"Liquidation notional per {unit}, by generation (the whole run"
+        + ("; per second in the cascade window above)" if bins["width"] > 1 else ")"),
+        x_title, "USD", barmode="stack")}
     xs, ys = series["open_interest"]
     figs["open_interest"] = {"data": [{"type": "scatter", "mode": "lines", "name": "OI",
                                        "x": _isos(xs, zone), "y": ys,
@@ -861,7 +863,7 @@ def _pngs(series: dict[str, Any], summary: dict[str, Any], out_dir: Path) -> dic
             ax.plot(when(xs), ys, label=name, color=color, linewidth=1, zorder=3)
 
     if w is not None:
-        fig = Figure(figsize=(10, 4))
+        fig = Figure(figsize=(11, 4))
         span = ratio_text(w["end"] - w["start"], NS_PER_SECOND, 0)
         ax = axes(fig, f"{series['title']}: the cascade window, from {_clock(w['start'], series)}"
                        f" for {span} s", "USD per share")
@@ -946,7 +948,10 @@ def _pngs(series: dict[str, Any], summary: dict[str, Any], out_dir: Path) -> dic
     ax.set_yticks(range(1, top + 1))
     in_window(ax)
     if graph["nodes"]:
-        ax.legend(loc="upper right", fontsize=7)
+        legend = ax.legend(loc="upper right", fontsize=7)
+        for handle in legend.legend_handles:  # one marker size in the legend, not the first's
+            if hasattr(handle, "set_sizes"):
+                handle.set_sizes([30])
     save("cascade_graph", fig)
     return paths
 
