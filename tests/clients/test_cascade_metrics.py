@@ -49,7 +49,7 @@ from gaemi.clients.sim.cascade.metrics import (
     usd_text,
 )
 from gaemi.clients.sim.cascade.record import Cohort, RunRecord, Sample
-from gaemi.clients.sim.cascade.report import print_summary, write_outputs
+from gaemi.clients.sim.cascade.report import PNG_CHARTS, print_summary, write_outputs
 from gaemi.risk import (
     AdvanceTime,
     CancelAll,
@@ -312,7 +312,7 @@ def test_output_files(record: RunRecord, tmp_path: Path) -> None:
     assert rows[0]["t_s"] == "0.500"  # seconds since the first sample (t = 30 s)
     # the page and the charts exist and are not empty
     assert paths["report"].stat().st_size > 1_000_000  # plotly.js inlined
-    for name in ("price", "liquidations_per_second", "insurance_fund"):
+    for name in PNG_CHARTS:  # every chart, the cascade window's included
         assert paths[f"png_{name}"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -351,6 +351,10 @@ def test_an_empty_record_still_writes_every_file(tmp_path: Path) -> None:
     assert summary["depth_consumed"] is None and summary["open_interest"] is None
     assert paths["liquidations"].read_text().splitlines() == [",".join(CSV_COLUMNS)]
     assert paths["png_cascade_graph"].stat().st_size > 0
+    # no cascade window, no chart of it; every other chart is drawn (empty)
+    assert "png_cascade_price" not in paths
+    assert all(paths[f"png_{name}"].stat().st_size > 0 for name in PNG_CHARTS
+               if name != "cascade_price")
 
 
 def test_the_terminal_summary_puts_two_runs_side_by_side(impl: str) -> None:

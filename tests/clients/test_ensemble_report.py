@@ -49,8 +49,14 @@ def _row(scenario: str, seed: int, shift: int, undefined: frozenset[str]) -> dic
         "mark_drawdown_pct": _decimal(rng.randrange(300, 1_800) + shift * rng.randrange(
             -150, 150), 2),
         "max_mark_overshoot_bps": _decimal(rng.randrange(0, 9_000), 2),
+        "mark_move_basis_share": _decimal(rng.randrange(-500, 2_000), 4),
+        "hawkes_branching_ratio": _decimal(rng.randrange(1_000, 6_000) + shift * 300, 4),
         "adl_count": rng.randrange(0, 30),
         "bad_debt_usd": None,
+        "amplification_notional_ratio": _decimal(rng.randrange(10_000, 14_000), 4),
+        "amplification_accounts_ratio": _decimal(rng.randrange(10_000, 12_000), 4),
+        "baseline_liquidated_notional_usd": _decimal(rng.randrange(2_000_000_00, 8_000_000_00),
+                                                     2),
         "state_hash": f"{seed * 2 + shift:016x}", "conservation_ok": True,
     })
     if seed == 9 or (shift and seed == 12):

@@ -42,8 +42,13 @@ LABELS: dict[str, str] = {
     "max_liquidation_notional_per_second_usd": "peak liquidation notional per second (USD)",
     "mark_drawdown_pct": "mark drawdown (%)",
     "max_mark_overshoot_bps": "max mark overshoot vs index (bps)",
+    "mark_move_basis_share": "share of the worst mark move from the basis",
+    "hawkes_branching_ratio": "Hawkes branching ratio (index driver)",
     "adl_count": "ADL count",
     "bad_debt_usd": "bad debt, uncovered (USD)",
+    "amplification_notional_ratio": "amplification: notional ÷ no-impact baseline",
+    "amplification_accounts_ratio": "amplification: accounts ÷ no-impact baseline",
+    "baseline_liquidated_notional_usd": "baseline liquidated notional (USD)",
 }
 # the charted metrics, in page order, with their y-axis titles
 CHART_METRICS: tuple[tuple[str, str], ...] = (
@@ -55,6 +60,9 @@ CHART_METRICS: tuple[tuple[str, str], ...] = (
     ("max_liquidation_notional_per_second_usd", "USD per second"),
     ("mark_drawdown_pct", "%"),
     ("adl_count", "ADL events"),
+    # with --baseline only (a metric without values is not charted)
+    ("amplification_notional_ratio", "run ÷ baseline notional"),
+    ("hawkes_branching_ratio", "branching ratio n"),
 )
 
 _MINUS = "\u2212"

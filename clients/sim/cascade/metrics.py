@@ -627,7 +627,7 @@ def _mark_move(record: RunRecord, window: tuple[int, int] | None) -> dict[str, A
 def _basis_regression(samples: list[Sample], flow: list[tuple[int, int]],
                       window: tuple[int, int]) -> dict[str, Any]:
     """Least squares of the basis change between consecutive samples on the signed forced
-    flow between them, over the cascade window and WINDOW_PAD_S either side; exact
+    flow between them, over the cascade window and REGRESSION_PAD_S either side; exact
     fractions, rounded once."""
     lo = window[0] - REGRESSION_PAD_S * NS_PER_SECOND
     hi = window[1] + REGRESSION_PAD_S * NS_PER_SECOND

@@ -66,8 +66,6 @@ PNG_CHARTS = ("cascade_price", "liquidations_per_second", "cascade_graph", "pric
               "insurance_fund", "open_interest")
 _EPOCH = datetime(1970, 1, 1)
 _GEN_COLORS = ("#1f77b4", "#ff7f0e", "#d62728", "#9467bd", "#8c564b", "#7f7f7f")
-_COHORT_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
-                  "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 # (label, summary key or a function of the summary) for the terminal and the HTML tables
 KEY_METRICS: tuple[tuple[str, Any], ...] = (
@@ -345,7 +343,7 @@ def _series(record: RunRecord, t: Tape) -> dict[str, Any]:
     cx.append(max(cx[-1], xs[-1] if xs else t0))
     cy.append(cum / UNIT)
     out["cumulative"] = decimate(cx, cy, SERIES_POINTS)
-    out["graph"] = _graph(t, spec)
+    out["graph"] = _graph(t)
     out["window"] = _window_series(record, t, px)
     return out
 
@@ -411,7 +409,7 @@ def _cause_key(row: Any) -> str:
     return kind if kind in {c[0] for c in CAUSES} else "index"
 
 
-def _graph(t: Tape, spec: Any) -> dict[str, Any]:
+def _graph(t: Tape) -> dict[str, Any]:
     """The causal graph on a time axis: one node per (second, generation) with the trader
     liquidations in it, an edge per (parent node, child node, link kind) with the number of
     links, and the time-proximity pairs apart (they are not causes)."""
