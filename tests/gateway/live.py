@@ -107,7 +107,12 @@ class WsClient:
 
     def __init__(self, url: str, encoding: str = JSON, **kwargs: Any) -> None:
         self.encoding = encoding
-        # entered as a context manager (websockets >= 17 warns otherwise); closed by close()
+        # entered as a context manager (websockets >= 17 warns otherwise); closed by close().
+        # No keepalive: its thread would outlive a killed server and log the failed ping with
+        # a traceback, whose formatting (Python 3.11: ast.parse for the carets) can collide
+        # with another thread's ast.parse (CPython gh-106905: "AST constructor recursion
+        # depth mismatch"); a test controls its own time and needs no pings
+        kwargs.setdefault("ping_interval", None)
         self.ws: ClientConnection = connect(url, subprotocols=[encoding], compression=None,
                                             open_timeout=10, **kwargs).__enter__()
         self.ids = 0

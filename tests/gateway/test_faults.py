@@ -137,7 +137,8 @@ def _non_reader(url: str, frames: int, closed: list[bool]) -> None:
     """An anonymous client that asks for the deepest snapshots and never reads."""
     sock = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    ws = connect(url, sock=sock, max_queue=1, compression=None, open_timeout=30).__enter__()
+    ws = connect(url, sock=sock, max_queue=1, compression=None, open_timeout=30,
+                 ping_interval=None).__enter__()  # no keepalive thread (tests/gateway/live.py)
     frame = json.dumps({"id": 1, "op": "snapshot.book", "args": {"symbol": SYM,
                                                                  "depth": 1000}})
     ping = json.dumps({"id": 2, "op": "ping"})
@@ -250,7 +251,7 @@ def test_a_client_that_names_no_subprotocol_speaks_json() -> None:
     """protocol.md §1: JSON is the default (``new WebSocket(url)``, wscat)."""
     with live_server() as live:
         # Act
-        with connect(live.url, compression=None, open_timeout=10) as ws:
+        with connect(live.url, compression=None, open_timeout=10, ping_interval=None) as ws:
             ws.send(json.dumps({"id": "no-subprotocol", "op": "ping"}))
             response = json.loads(ws.recv(timeout=10))
 
@@ -260,7 +261,7 @@ def test_a_client_that_names_no_subprotocol_speaks_json() -> None:
 
         # one we do not speak is refused at the handshake
         with pytest.raises(InvalidStatus) as refused:
-            connect(live.url, subprotocols=["graphql-ws"], open_timeout=10)
+            connect(live.url, subprotocols=["graphql-ws"], open_timeout=10, ping_interval=None)
         assert refused.value.response.status_code == 400
 
 
