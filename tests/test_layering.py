@@ -37,6 +37,7 @@ FORBIDDEN = {
 CLIENT_ARROWS = {
     "clients/live": {"gaemi.engine.codes", "gaemi.gateway.wire", "gaemi.clients.marketdata"},
     "clients/marketdata": set(),
+    "clients/calibration": set(),  # derived tables: reads files, imports nothing of ours
     "clients/replay": {"gaemi.engine", "gaemi.risk", "gaemi.gateway.commands",
                        "gaemi.gateway.wire", "gaemi.clients.live"},
     "clients/sim": {"gaemi.engine", "gaemi.risk", "gaemi.gateway", "gaemi.clients.marketdata",

@@ -125,6 +125,15 @@ def test_the_default_summary_counts_traders_apart_and_finds_the_cascade_window(
         s["open_interest"]["end_ts_ns"]
     assert s["open_interest"]["start"] > 0 and s["open_interest"]["change"] < 0
     assert Fraction(s["duration_s"]) < Fraction(s["run_duration_s"])
+    # the worst mark move splits exactly; longs were liquidated, so the flow sold and it fell
+    move = s["mark_move"]
+    assert move["mark_move_ticks"] == move["index_move_ticks"] + move["basis_move_ticks"] < 0
+    assert move["direction"] == "down" and move["forced_flow_lots"] < 0
+    assert move["from_ts_ns"] < window["start_ts_ns"] <= move["to_ts_ns"]
+    # the Hawkes fit read every trader liquidation and converged
+    fit = s["hawkes"]["with_index_driver"]
+    assert fit["events"] == s["liquidations"] and fit["converged"]
+    assert 0 <= fit["branching_ratio"] < 1
 
 
 @pytest.mark.slow
