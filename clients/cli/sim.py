@@ -1,5 +1,6 @@
 """``gaemi demo`` and ``gaemi cascade``: run scenarios and write their cascade reports;
-``gaemi ensemble``: run one (or two) over many seeds on Ray.
+``gaemi ensemble``: run one (or two) over many seeds on Ray; ``gaemi sweep``: one over a grid
+of its parameters, every grid point on the same seeds, on Ray.
 
 ``add_parsers(subparsers)`` registers the subcommands on the ``gaemi`` parser; each sets
 ``func`` to its handler, which takes the parsed arguments and returns the exit status::
@@ -30,7 +31,7 @@ from gaemi.clients.sim.scenario import DEFAULT_PRESET
 from gaemi.clients.sim.scenario.loader import ScenarioError, load_scenario, preset_names
 from gaemi.clients.sim.scenario.params import Scenario
 
-__all__ = ["add_parsers", "cmd_cascade", "cmd_demo", "cmd_ensemble", "main"]
+__all__ = ["add_parsers", "cmd_cascade", "cmd_demo", "cmd_ensemble", "cmd_sweep", "main"]
 
 DEFAULT_OUT = Path("gaemi-out")
 
@@ -86,6 +87,42 @@ def add_parsers(subparsers: Any) -> None:
                                "work) for the amplification columns")
     ensemble.add_argument("--no-progress", action="store_true", help="no progress bar")
     ensemble.set_defaults(func=cmd_ensemble)
+    _sweep_parser(subparsers)
+
+
+def _sweep_parser(subparsers: Any) -> None:
+    sweep = subparsers.add_parser(
+        "sweep", help="run a scenario over a grid of its parameters, every point on the same "
+                      "seeds, on Ray: means and 95%% intervals per point",
+        description="Run every combination of the --grid values (a grid point) on the same "
+                    "seeds S..S+N-1, one Ray task per (point, seed); write runs.csv (one row "
+                    "per run, as each finishes), sweep.json and report.html. Run the same "
+                    "command again to finish an interrupted sweep: the runs already in "
+                    "runs.csv are not run again (docs/cascade.md, Sweeps).")
+    sweep.add_argument("--scenario", required=True, metavar="FILE|PRESET",
+                       help="a scenario TOML file or a preset name")
+    sweep.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2,...",
+                       help="a dotted key of the scenario's table after extends (ants.count, "
+                            "market.overrides.liquidation_fee_ppb, market.tiers.0.mmr_pct) "
+                            "and its values, TOML scalars (5, 0.5, true, \"x\"; other text "
+                            "is text); repeat for more keys (their Cartesian product)")
+    sweep.add_argument("--seeds", type=_positive, required=True, metavar="N",
+                       help="how many seeds per grid point: S, S+1, ..., S+N-1")
+    sweep.add_argument("--seed", type=int, default=None, metavar="S",
+                       help="the first seed (default: the scenario's own)")
+    sweep.add_argument("--baseline", action="store_true",
+                       help="also run each run's paired no-impact baseline (twice the work) "
+                            "for the amplification columns")
+    sweep.add_argument("--address", default=None, metavar="ADDR",
+                       help="join a running Ray cluster (\"auto\", host:port or "
+                            "ray://host:port); default: start a local Ray")
+    sweep.add_argument("--book", choices=("auto", "compiled", "reference"), default="auto",
+                       help="order-book implementation (default: auto)")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep.add_argument("--out", type=Path, required=True, metavar="DIR",
+                       help="output folder; if it holds this sweep's runs.csv, only the "
+                            "missing runs are run")
+    sweep.set_defaults(func=cmd_sweep)
 
 
 def _positive(text: str) -> int:
@@ -150,6 +187,71 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     print(f"Time:   {result.seconds:.1f} s on {result.ray['cpus']} CPUs "
           f"({result.ray['nodes']} node{'s' if result.ray['nodes'] != 1 else ''})")
     return 0 if all(r["conservation_ok"] for r in result.rows_a + (result.rows_b or [])) else 1
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from gaemi.clients.sim.sweep import SweepError, plan_sweep, run_sweep
+
+    try:
+        plan = plan_sweep(args.scenario, args.grid, seeds=args.seeds, first_seed=args.seed,
+                          baseline=args.baseline)
+    except (ScenarioError, SweepError, FileNotFoundError) as exc:
+        raise SystemExit(str(exc)) from None
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise SystemExit("gaemi sweep needs Ray (pip install ray)") from None
+    seeds = plan.seeds
+    paired = ", each with its no-impact baseline" if args.baseline else ""
+    print(f"Sweep: {plan.base} over {' × '.join(f'{a.key} ({len(a.values)})' for a in plan.axes)}"
+          f" = {len(plan.points)} points, each on seeds {seeds[0]}..{seeds[-1]} "
+          f"({len(plan.points) * len(seeds)} runs{paired}) on Ray ({args.address or 'local'})")
+    try:
+        result = run_sweep(plan, args.out, address=args.address, book=args.book,
+                           progress=not args.no_progress)
+    except SweepError as exc:
+        raise SystemExit(str(exc)) from None
+    except ConnectionError as exc:
+        raise SystemExit(f"cannot reach the Ray cluster at {args.address}: {exc}") from None
+    _print_sweep(result.description)
+    paths = result.paths
+    print(f"\nFiles:  {paths['runs'].resolve()}, {paths['sweep'].name}, "
+          f"{paths['report'].name}, {paths['plan'].name}")
+    if result.ray is not None:
+        print(f"Time:   {result.seconds:.1f} s for {result.ran} runs on {result.ray['cpus']} "
+              f"CPUs ({result.ray['nodes']} node{'s' if result.ray['nodes'] != 1 else ''})")
+    if not result.description["conservation_ok"]:
+        print("WARNING: a run failed its conservation check (runs.csv, conservation_ok)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_sweep(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from gaemi.clients.sim.cascade.ensemble_report import number_text
+
+    shown = ("liquidated_notional_usd", "liquidated_accounts", "mark_drawdown_pct")
+
+    def cell(stat: dict[str, Any]) -> str:
+        if not stat["n"]:
+            return "–"
+        return (f"{number_text(stat['mean'])} [{number_text(stat['ci_low'])}, "
+                f"{number_text(stat['ci_high'])}]")
+
+    table = Table(title=f"{summary['runs']} runs: mean [95% bootstrap interval] over the "
+                        "seeds", title_justify="left")
+    table.add_column("point")
+    for g in summary["grid"]:
+        table.add_column(g["key"], justify="right")
+    for name in shown:
+        table.add_column(name, justify="right")
+    for p in summary["points"]:
+        table.add_row(p["point"], *(str(p["values"][g["key"]]) for g in summary["grid"]),
+                      *(cell(p["metrics"][name]) for name in shown))
+    Console(width=max(Console().width, 120)).print(table)
 
 
 def _print_ensemble(summary: dict[str, Any]) -> None:

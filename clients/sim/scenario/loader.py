@@ -50,7 +50,8 @@ from gaemi.clients.sim.scenario.params import (
 )
 from gaemi.risk.markets import PRESETS, MarketSpec
 
-__all__ = ["ScenarioError", "load_scenario", "parse_scenario", "preset_names", "preset_path"]
+__all__ = ["ScenarioError", "load_scenario", "parse_scenario", "preset_names", "preset_path",
+           "scenario_data"]
 
 _MAX_EXTENDS = 8
 # MarketSpec fields a scenario may not override: they name the market or have their own key
@@ -84,6 +85,13 @@ def load_scenario(ref: str | Path, *, seed: int | None = None) -> Scenario:
     if seed is not None:
         data["seed"] = seed
     return parse_scenario(data, str(path))
+
+
+def scenario_data(ref: str | Path) -> tuple[dict[str, Any], str]:
+    """A scenario's merged table (``extends`` resolved, not yet validated) and its source
+    (the file's path): what ``parse_scenario`` takes, for callers that change keys first."""
+    path = _resolve(str(ref), None)
+    return _read_with_bases(path, 0), str(path)
 
 
 def _resolve(ref: str, relative_to: Path | None) -> Path:
