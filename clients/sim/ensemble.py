@@ -27,8 +27,8 @@ from typing import Any
 
 from gaemi.clients.sim.scenario.params import Scenario
 
-__all__ = ["BOOTSTRAP_RESAMPLES", "METRICS", "EnsembleResult", "describe", "run_ensemble",
-           "run_row", "write_ensemble"]
+__all__ = ["BOOTSTRAP_RESAMPLES", "METRICS", "EnsembleResult", "RunProgress", "describe",
+           "exact_number", "mean_interval", "run_ensemble", "run_row", "write_ensemble"]
 
 SCHEMA = "gaemi-ensemble/1"
 BOOTSTRAP_RESAMPLES = 4_000
@@ -130,7 +130,7 @@ def run_ensemble(a: Sequence[Scenario], b: Sequence[Scenario] | None = None, *,
         task = ray.remote(run_row)
         pending = {task.remote(scenario, book, baseline): i for i, scenario in enumerate(runs)}
         rows: list[dict[str, Any] | None] = [None] * len(runs)
-        with _Progress(progress, len(runs)) as advance:
+        with RunProgress(progress, len(runs)) as advance:
             waiting = list(pending)
             while waiting:
                 done, waiting = ray.wait(waiting, num_returns=1)
@@ -147,7 +147,7 @@ def run_ensemble(a: Sequence[Scenario], b: Sequence[Scenario] | None = None, *,
                           [s.seed for s in a], info, time.perf_counter() - started)
 
 
-class _Progress:
+class RunProgress:
     """A rich progress bar over the finished tasks (nothing when off)."""
 
     def __init__(self, on: bool, total: int) -> None:
@@ -171,13 +171,13 @@ class _Progress:
 # -- statistics ----------------------------------------------------------------------------------
 
 
-def _number(value: Any) -> Fraction | None:
+def exact_number(value: Any) -> Fraction | None:
     if value is None or isinstance(value, bool):
         return None
     return Fraction(value) if isinstance(value, int) else Fraction(str(value))
 
 
-def _interval(values: list[Fraction]) -> dict[str, Any]:
+def mean_interval(values: list[Fraction]) -> dict[str, Any]:
     """Mean and its 95% percentile-bootstrap interval (BOOTSTRAP_RESAMPLES resamples of the
     values with replacement, a fixed random seed); floats rounded to 6 significant digits."""
     n = len(values)
@@ -216,16 +216,17 @@ def describe(result: EnsembleResult) -> dict[str, Any]:
     }
     for key, rows in (("metrics_a", result.rows_a), ("metrics_b", result.rows_b)):
         out[key] = None if rows is None else {
-            name: _interval([v for r in rows if (v := _number(r[name])) is not None])
+            name: mean_interval([v for r in rows if (v := exact_number(r[name])) is not None])
             for name in names}
     if result.rows_b is None:
         out["paired_differences"] = None
     else:
         diffs: dict[str, Any] = {}
         for name in names:
-            pairs = [(_number(x[name]), _number(y[name]))
+            pairs = [(exact_number(x[name]), exact_number(y[name]))
                      for x, y in zip(result.rows_a, result.rows_b, strict=True)]
-            diffs[name] = _interval([y - x for x, y in pairs if x is not None and y is not None])
+            diffs[name] = mean_interval([y - x for x, y in pairs
+                                         if x is not None and y is not None])
         out["paired_differences"] = diffs
     return out
 

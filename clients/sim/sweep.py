@@ -13,7 +13,7 @@ DIR holds ``sweep-plan.json`` (the scenario, its merged table's digest, the grid
 ``runs.csv`` (one row per run, appended and flushed as each task finishes, so an interrupted
 sweep keeps what finished and a rerun of the same plan runs only what is missing),
 ``sweep.json`` (per point and metric: the mean over the seeds and its 95% percentile-bootstrap
-interval, ``ensemble._interval``) and ``report.html`` (clients/sim/cascade/sweep_report.py).
+interval, ``ensemble.mean_interval``) and ``report.html`` (clients/sim/cascade/sweep_report.py).
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from gaemi.clients.sim.ensemble import (
     BOOTSTRAP_SEED,
     LEVEL,
     METRICS,
-    _interval,
-    _number,
-    _Progress,
+    RunProgress,
+    exact_number,
+    mean_interval,
     run_row,
 )
 from gaemi.clients.sim.scenario.loader import (
@@ -376,7 +376,7 @@ def _run(plan: Plan, todo: list[tuple[Point, int]], runs: Path, rows: list[dict[
         task = ray.remote(run_row)
         pending = {task.remote(point.scenario(seed), book, plan.baseline): (point, seed)
                    for point, seed in todo}
-        with _Progress(progress, len(todo)) as advance, \
+        with RunProgress(progress, len(todo)) as advance, \
                 runs.open("a", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=plan.columns)
             waiting = list(pending)
@@ -415,7 +415,7 @@ def _ordered(plan: Plan, rows: list[dict[str, str]]) -> list[dict[str, str]]:
 
 
 def _values(rows: list[dict[str, str]], name: str) -> list[Any]:
-    return [v for r in rows if (v := _number(r[name] or None)) is not None]
+    return [v for r in rows if (v := exact_number(r[name] or None)) is not None]
 
 
 def describe_sweep(plan: Plan, rows: list[dict[str, str]], ray: dict[str, Any] | None,
@@ -431,7 +431,7 @@ def describe_sweep(plan: Plan, rows: list[dict[str, str]], ray: dict[str, Any] |
             "values": {a.key: v for a, v in zip(plan.axes, point.values, strict=True)},
             "runs": len(mine), "conservation_ok": all(r["conservation_ok"] == "True"
                                                       for r in mine),
-            "metrics": {name: _interval(_values(mine, name)) for name in names},
+            "metrics": {name: mean_interval(_values(mine, name)) for name in names},
         })
     return {
         "schema": SCHEMA,

@@ -21,7 +21,7 @@ from typing import Any
 
 from gaemi.clients.sim.cascade.ensemble_report import _label, number_text
 from gaemi.clients.sim.cascade.report import _BOOT, _RENDER, _STYLE, _esc
-from gaemi.clients.sim.ensemble import _interval, _number
+from gaemi.clients.sim.ensemble import exact_number, mean_interval
 
 __all__ = ["CHART_METRICS", "write_sweep_report"]
 
@@ -101,7 +101,7 @@ def _series(description: dict[str, Any], rows: list[dict[str, Any]], name: str, 
     pooled: list[dict[str, Any] | None] = []
     for v in values:
         mine = [r for r in rows if labels[r["point"]][key] == v]
-        pooled.append(_interval([x for r in mine if (x := _number(r[name] or None))
+        pooled.append(mean_interval([x for r in mine if (x := exact_number(r[name] or None))
                                  is not None]))
     return [("pooled", pooled)], "the other keys pooled"
 
