@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from gaemi.clients.cli import main as gaemi
-from gaemi.clients.sim.ensemble import METRICS, _interval, run_row
+from gaemi.clients.sim.ensemble import METRICS, mean_interval, run_row
 from gaemi.clients.sim.sweep import parse_grid, plan_sweep
 from tests.clients.browser import chromium_dom, layout
 from tests.clients.tiny import tiny_file
@@ -167,7 +167,7 @@ def test_sweep_json_holds_each_points_intervals_of_its_rows(
         for name in ("liquidated_accounts", "liquidated_notional_usd", "mark_drawdown_pct"):
             values = [Fraction(r[name]) for r in mine]
             stat = point["metrics"][name]
-            assert stat == _interval(values)
+            assert stat == mean_interval(values)
             assert stat["n"] == 2
             assert stat["mean"] == pytest.approx(float(sum(values) / 2), rel=1e-5)
             # the interval lies within the values (sweep.json keeps 6 significant digits)
