@@ -40,11 +40,28 @@ def settle_fill(st: State, taker: Account, maker: Account, m: Market, taker_side
     else:
         surplus = -taker_side * (price - bankruptcy) * qty * m.mult
         taker_fee = max(0, min(fee(notional, spec.liquidation_fee_ppb), surplus))
+    # a fill that reduces an isolated position pays its fee from the margin as it stands
+    # before the fill, so the closed lots take their share of the fee with their share of
+    # the margin (charged after, it would all fall on the lots that remain, and a close could
+    # liquidate what it leaves open)
+    taker_first = _reduces_isolated(taker, m, taker_side)
+    maker_first = _reduces_isolated(maker, m, -taker_side)
+    if taker_first:
+        charge(st, taker, m, taker_fee, to_fund=liq_id is not None)
+    if maker_first:
+        charge(st, maker, m, maker_fee, to_fund=False)
     trade(st, taker, m, taker_side, qty, price)
     trade(st, maker, m, -taker_side, qty, price)
-    charge(st, taker, m, taker_fee, to_fund=liq_id is not None)
-    charge(st, maker, m, maker_fee, to_fund=False)
+    if not taker_first:
+        charge(st, taker, m, taker_fee, to_fund=liq_id is not None)
+    if not maker_first:
+        charge(st, maker, m, maker_fee, to_fund=False)
     return taker_fee, maker_fee
+
+
+def _reduces_isolated(acct: Account, m: Market, side: int) -> bool:
+    slot = acct.slots.get(m.symbol)
+    return slot is not None and slot.isolated and slot.size != 0 and (slot.size > 0) != (side > 0)
 
 
 def charge(st: State, acct: Account, m: Market, amount: int, *, to_fund: bool) -> None:

@@ -115,6 +115,20 @@ KEY_METRICS: tuple[tuple[str, Any], ...] = (
     ("· the same on the no-impact baseline",
      lambda s: (s["amplification"] or {}).get("baseline_hawkes_branching_ratio")),
     ("open interest change (%)", lambda s: (s["open_interest"] or {}).get("change_pct")),
+    # the same keys under either regime (perp or margin loan; docs/scenarios.md)
+    ("regime", lambda s: _regime(s, "name")),
+    ("forced accounts (liquidated, or sold by the broker)",
+     lambda s: _regime(s, "forced_accounts")),
+    ("forced notional (USD)", lambda s: _regime(s, "forced_notional_usd")),
+    ("broker's forced sales (orders)", lambda s: _regime(s, "broker_forced_orders")),
+    ("broker's forced-sale notional (USD)", lambda s: _regime(s, "broker_forced_notional_usd")),
+    ("margin calls", lambda s: _regime(s, "margin_calls")),
+    ("· met by a top-up", lambda s: _regime(s, "top_ups")),
+    ("· top-ups (USD)", lambda s: _regime(s, "top_up_usd")),
+    ("selling span, first to last forced execution (s)", lambda s: _regime(s, "selling_span_s")),
+    ("seconds with forced executions", lambda s: _regime(s, "forced_active_seconds")),
+    ("retail accounts wiped out", lambda s: _regime(s, "accounts_wiped_out")),
+    ("retail PnL (USD)", lambda s: _regime(s, "retail_pnl_usd")),
     ("insurance fund start (USD)", "insurance_fund_start_usd"),
     ("insurance fund end (USD)", "insurance_fund_end_usd"),
     ("insurance fund min (USD)", "insurance_fund_min_usd"),
@@ -126,6 +140,10 @@ KEY_METRICS: tuple[tuple[str, Any], ...] = (
     ("conservation ok", "conservation_ok"),
     ("state hash", "state_hash"),
 )
+
+
+def _regime(summary: dict[str, Any], key: str) -> Any:
+    return (summary.get("regime") or {}).get(key)
 
 
 def _metric(summary: dict[str, Any], key: Any) -> Any:
@@ -520,8 +538,11 @@ def _window_figures(series: dict[str, Any]) -> dict[str, dict[str, Any]]:
                  "x": _isos(m["x"], zone), "y": m["y"], "text": m["text"],
                  "marker": {"size": 7, "symbol": "x", "color": [
                      _GEN_COLORS[_gen_group(g) - 1] for g in m["generation"]]}})
-    price = _layout(f"The cascade window: index, mark and last price, {about}", x_title,
+    # the time on a second, smaller line: one line overflows a half-width chart
+    price = _layout("The cascade window: index, mark and last price<br>"
+                    f"<span style='font-size:11px'>{about}</span>", x_title,
                     "USD per share", shapes=shade)
+    price["margin"]["t"] = 60
     price["xaxis"]["range"] = x_range
     bars = [{"type": "bar", "name": _gen_name(g), "x": _isos(xs, zone), "y": ys,
              "width": 1000, "offset": 0, "marker": {"color": _GEN_COLORS[g - 1]}}
