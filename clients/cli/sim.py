@@ -15,6 +15,7 @@ tests call it); from a shell, ``python -m gaemi.clients.cli demo`` is ``gaemi de
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import signal
@@ -29,7 +30,7 @@ from gaemi.clients.cli.common import guarded
 from gaemi.clients.sim.baseline import quiet_worker, run_baseline
 from gaemi.clients.sim.scenario import DEFAULT_PRESET
 from gaemi.clients.sim.scenario.loader import ScenarioError, load_scenario, preset_names
-from gaemi.clients.sim.scenario.params import Scenario
+from gaemi.clients.sim.scenario.params import REGIMES, Scenario
 
 __all__ = ["add_parsers", "cmd_cascade", "cmd_demo", "cmd_ensemble", "cmd_sweep", "main"]
 
@@ -56,6 +57,7 @@ def add_parsers(subparsers: Any) -> None:
                          help="a scenario TOML file or a preset name")
     cascade.add_argument("--compare", metavar="FILE|PRESET",
                          help="the counterfactual: another scenario run with the same seed")
+    _regime_options(cascade)
     cascade.add_argument("--out", type=Path, default=None,
                          help="output folder (default: ./gaemi-out/<scenario>[-vs-<compare>])")
     _common(cascade)
@@ -70,6 +72,7 @@ def add_parsers(subparsers: Any) -> None:
                           help="a scenario TOML file or a preset name")
     ensemble.add_argument("--compare", metavar="FILE|PRESET",
                           help="the counterfactual, run on the same seeds")
+    _regime_options(ensemble)
     ensemble.add_argument("--seeds", type=_positive, required=True, metavar="N",
                           help="how many seeds: S, S+1, ..., S+N-1")
     ensemble.add_argument("--seed", type=int, default=None, metavar="S",
@@ -135,6 +138,32 @@ def _positive(text: str) -> int:
     return value
 
 
+def _regime_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--regime", choices=REGIMES, default=None,
+                        help="how the ants lever up in the scenario: on the perp, or through "
+                             "a broker's margin loan on the stock (default: the scenario's)")
+    parser.add_argument("--compare-regime", choices=REGIMES, default=None, metavar="REGIME",
+                        help="the same for the counterfactual; without --compare, the "
+                             "counterfactual is the scenario itself under this regime")
+
+
+def _scenarios(ref: str, compare: str | None, args: argparse.Namespace,
+               seed: int | None) -> tuple[Scenario, Scenario | None]:
+    """Scenario A and the counterfactual B (or None), with the command line's regimes."""
+    a = _with_regime(load_scenario(ref, seed=seed), args.regime)
+    if compare is None and args.compare_regime is None:
+        return a, None
+    b = load_scenario(compare, seed=seed) if compare else a
+    return a, _with_regime(b, args.compare_regime)
+
+
+def _with_regime(scenario: Scenario, regime: str | None) -> Scenario:
+    """``scenario`` under ``regime`` (a changed regime is named in the scenario's name)."""
+    if regime is None or regime == scenario.regime:
+        return scenario
+    return dataclasses.replace(scenario, regime=regime, name=f"{scenario.name}-{regime}")
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None,
                         help="replace the scenario's seed (both runs, with --compare)")
@@ -162,8 +191,9 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     try:
         first = load_scenario(args.scenario, seed=args.seed)
         seeds = [first.seed + i for i in range(args.seeds)]
-        a = [load_scenario(args.scenario, seed=s) for s in seeds]
-        b = [load_scenario(args.compare, seed=s) for s in seeds] if args.compare else None
+        pairs = [_scenarios(args.scenario, args.compare, args, s) for s in seeds]
+        a = [x for x, _ in pairs]
+        b = [y for _, y in pairs if y is not None] or None
     except (ScenarioError, FileNotFoundError) as exc:
         raise SystemExit(str(exc)) from None
     try:
@@ -292,7 +322,11 @@ def _run(refs: list[str], out: Path | None, args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     try:
-        scenarios = [load_scenario(ref, seed=args.seed) for ref in refs]
+        if hasattr(args, "regime"):  # cascade (demo runs the default as it is)
+            x, y = _scenarios(refs[0], refs[1] if len(refs) > 1 else None, args, args.seed)
+            scenarios = [x] + ([y] if y is not None else [])
+        else:
+            scenarios = [load_scenario(ref, seed=args.seed) for ref in refs]
     except (ScenarioError, FileNotFoundError) as exc:
         raise SystemExit(str(exc)) from None
     if len(scenarios) == 2 and scenarios[0].seed != scenarios[1].seed:

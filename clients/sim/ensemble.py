@@ -66,6 +66,18 @@ METRICS: tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...] = (
     ("hawkes_branching_ratio", _get("hawkes", "branching_ratio")),
     ("adl_count", _get("adl_count")),
     ("bad_debt_usd", _get("bad_debt_usd")),
+    # the same keys under either regime (perp or margin loan): forced selling, who lost
+    ("forced_accounts", _get("regime", "forced_accounts")),
+    ("forced_notional_usd", _get("regime", "forced_notional_usd")),
+    ("selling_span_s", _get("regime", "selling_span_s")),
+    ("forced_active_seconds", _get("regime", "forced_active_seconds")),
+    ("accounts_wiped_out", _get("regime", "accounts_wiped_out")),
+    ("retail_pnl_usd", _get("regime", "retail_pnl_usd")),
+    ("insurance_fund_change_usd", _get("insurance_fund_change_usd")),
+    ("adl_notional_usd", _get("adl_notional_usd")),
+    ("margin_calls", _get("regime", "margin_calls")),
+    ("top_ups", _get("regime", "top_ups")),
+    ("broker_forced_notional_usd", _get("regime", "broker_forced_notional_usd")),
     # with --baseline only (empty otherwise): the paired no-impact baseline of the same seed
     ("amplification_notional_ratio", _get("amplification", "notional_ratio")),
     ("amplification_accounts_ratio", _get("amplification", "accounts_ratio")),

@@ -503,6 +503,7 @@ def summarize(record: RunRecord, the_tape: Tape | None = None) -> dict[str, Any]
     _insurance(out, record, t)
     _bad_debt_and_adl(out, record, t)
     out["cohorts"] = _cohorts(record, rows)
+    out["regime"] = _regime(record, rows, out["cohorts"])
     out["amplification"] = _amplification(rows, record.baseline)
     out["conservation_ok"] = record.conservation_ok
     out["state_hash"] = record.state_hash
@@ -784,6 +785,56 @@ def _bad_debt_and_adl(out: dict[str, Any], record: RunRecord, t: Tape) -> None:
     _money(out, "bad_debt_total", sum(e.amount for _, e in t.bad_debt))
     out["funding_settlements"] = len(t.funding)
     _money(out, "funding_paid", sum(e.paid for _, e in t.funding))
+
+
+RETAIL_ROLES = ("ant", "inverse")
+
+
+def _regime(record: RunRecord, rows: list[TapeRow],
+            cohorts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The same keys under either regime (docs/scenarios.md, "The margin-loan regime"):
+    forced selling is the venue's liquidations of traders plus, on the margin loan, the
+    broker's forced sales (반대매매) as they fill; what the retail cohorts lost; the broker's
+    calls and top-ups (zero on the perp). Who absorbs the losses is in the top-level
+    insurance-fund, ADL and bad-debt keys: on the margin loan the venue's liquidation engine
+    is the broker's last resort, so they are the broker's losses there."""
+    config = record.config
+    broker = config.get("run_facts", {}).get("broker") or {}
+    mult = record.spec.multiplier
+    sales = broker.get("sales", [])
+    # (ts_ns, account, notional µ$) of every forced execution
+    forced = [(r.ts_ns, r.event.account_id, r.notional) for r in rows]
+    forced += [(ts, aid, abs(q) * price * mult) for ts, aid, q, price in sales]
+    first = min((f[0] for f in forced), default=None)
+    last = max((f[0] for f in forced), default=None)
+    retail = [a for a, c in record.cohorts.items() if c.role in RETAIL_ROLES]
+    out: dict[str, Any] = {
+        "name": config.get("regime", "perp"),
+        "rule": "forced selling = the venue's liquidations of traders' accounts + the "
+                "broker's forced-sale fills (margin-loan regime only)",
+        "forced_accounts": len({f[1] for f in forced}),
+        "venue_liquidations": len(rows),
+        "broker_forced_orders": broker.get("forced_sales", 0),
+        "broker_forced_fills": len(sales),
+        "broker_forced_lots": sum(abs(q) for _, _, q, _ in sales),
+    }
+    _money(out, "broker_forced_notional", sum(abs(q) * price * mult for _, _, q, price in sales))
+    _money(out, "forced_notional", sum(f[2] for f in forced))
+    out["first_forced_ts_ns"] = first
+    out["last_forced_ts_ns"] = last
+    out["selling_span_s"] = None if first is None or last is None else \
+        ratio_text(last - first, NS_PER_SECOND, 3)
+    out["forced_active_seconds"] = len({f[0] // NS_PER_SECOND for f in forced})
+    out["accounts_wiped_out"] = sum(c["wiped_out"] for c in cohorts if c["role"] in RETAIL_ROLES)
+    _money(out, "retail_pnl", sum(record.final_equity.get(a, 0) - record.deposits.get(a, 0)
+                                  for a in retail))
+    out["margin_calls"] = broker.get("margin_calls", 0)
+    out["calls_cured"] = broker.get("calls_cured", 0)
+    out["top_ups"] = broker.get("top_ups", 0)
+    _money(out, "top_up", broker.get("top_up", 0))
+    out["open_calls_at_end"] = broker.get("open_calls_at_end", 0)
+    _money(out, "loans_at_end", broker.get("loans_at_end", 0))
+    return out
 
 
 def _amplification(rows: list[TapeRow], base: dict[str, Any] | None) -> dict[str, Any] | None:

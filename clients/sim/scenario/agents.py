@@ -47,6 +47,7 @@ from gaemi.clients.sim.scenario.params import (
     ArbParams,
     CohortParams,
     EtfParams,
+    MarginLoanParams,
     MarketMakerParams,
     NoiseParams,
 )
@@ -143,7 +144,7 @@ _WAITING, _OPEN, _CLOSED, _GONE = 0, 1, 2, 3
 class _Ant:
     __slots__ = ("account_id", "deposit", "wanted", "leverage", "use", "dip_pct", "dips",
                  "state", "version", "epoch", "resting", "last_add", "entry", "session",
-                 "open_dips")
+                 "open_dips", "loan_leverage", "blocked")
 
     def __init__(self, account_id: int, deposit: int, wanted: int, leverage: int, use: float,
                  dip_pct: float) -> None:
@@ -151,6 +152,10 @@ class _Ant:
         self.deposit = deposit
         self.wanted = wanted  # the leverage it wants; ``leverage``: what the market allows
         self.leverage = leverage
+        # margin-loan regime: the broker's leverage (holding / own money) it uses, and whether
+        # an open margin call or forced sale stops it from buying (0.0, False on the perp)
+        self.loan_leverage = 0.0
+        self.blocked = False
         self.use = use
         self.dip_pct = dip_pct  # 0: not a dip buyer
         self.dips = 0
@@ -172,8 +177,9 @@ class RetailCohort:
     one when it fills, up to ``max_dips``. The take-profit is watched on the mark."""
 
     def __init__(self, params: CohortParams, role: str, first_id: int, arrivals: list[int],
-                 rng: random.Random, api: Api) -> None:
+                 rng: random.Random, api: Api, loan: MarginLoanParams | None = None) -> None:
         self.p = params
+        self.loan = loan  # the margin-loan regime's broker rules (None: the perp)
         self.role = role
         self.api = api
         self.sign = BUY if params.side == "long" else SELL
@@ -197,9 +203,13 @@ class RetailCohort:
             dip = rng.uniform(params.dip_pct_min, params.dip_pct_max)
             ant = _Ant(aid, max(deposit, UNIT), wanted, min(wanted, spec.max_leverage), use,
                        dip if rng.random() < params.dip_share else 0.0)
+            if loan is not None:  # the venue's margin never binds: the broker's does
+                ant.leverage = spec.max_leverage
+                ant.loan_leverage = min(wanted, loan.max_leverage)
             self.ants.append(ant)
             side = "long" if self.sign == BUY else "inverse"
-            api.register(aid, Cohort(f"ant {side} {wanted}x", role, ant.leverage), self)
+            api.register(aid, Cohort(f"ant {side} {wanted}x", role,
+                                     wanted if loan is not None else ant.leverage), self)
             api.at(ts, self._arrive, ant)
 
     @property
@@ -227,12 +237,19 @@ class RetailCohort:
         api = self.api
         assert ant.session is not None
         held = abs(ant.session.position(api.symbol))
-        notional = min(int(ant.session.available() * ant.leverage * use),
-                       self.cap_notional - held * price * api.mult)
+        if self.loan is None:
+            power = int(ant.session.available() * ant.leverage * use)
+        else:  # the broker lends up to loan_leverage x the equity, the holding included
+            b = ant.session.request("account.balance")
+            room = int(ant.loan_leverage * int(b["equity"])) - int(b["marginUsed"]) * ant.leverage
+            power = int(room * use)
+        notional = min(power, self.cap_notional - held * price * api.mult)
         qty = notional // (price * api.mult) if notional > 0 and price > 0 else 0
         return min(qty, api.spec.max_order_qty)
 
     def _open(self, ant: _Ant) -> None:
+        if ant.blocked:
+            return
         api = self.api
         view = api.view
         touch = view.best_ask if self.sign == BUY else view.best_bid
@@ -262,7 +279,7 @@ class RetailCohort:
 
     def _rest_dip_order(self, ant: _Ant) -> None:
         p = self.p
-        if not ant.dip_pct or ant.dips >= p.max_dips:
+        if not ant.dip_pct or ant.dips >= p.max_dips or ant.blocked:
             return
         price = round(ant.last_add * (1 - self.sign * ant.dip_pct / 100))
         qty = self._size(ant, p.dip_use, price)
@@ -321,6 +338,36 @@ class RetailCohort:
             ant.state = _GONE
             ant.version += 1
             self.stats["liquidated_out"] += 1
+
+    # -- the broker's (margin-loan regime, clients/sim/scenario/broker.py) ------------------
+
+    def session_of(self, account_id: int) -> Session:
+        session = self.ants[account_id - self.first_id].session
+        assert session is not None
+        return session
+
+    def set_blocked(self, account_id: int, blocked: bool) -> None:
+        """A margin call (or a forced sale under way) stops the account from buying more;
+        a new call cancels the orders it has resting."""
+        ant = self.ants[account_id - self.first_id]
+        if blocked and not ant.blocked and ant.resting:
+            assert ant.session is not None
+            ant.session.send(cancel_all(self.api.symbol))
+            self.on_orders_cancelled(account_id)
+        ant.blocked = blocked
+
+    def on_orders_cancelled(self, account_id: int) -> None:
+        ant = self.ants[account_id - self.first_id]
+        ant.resting = False
+        ant.open_dips.clear()
+
+    def on_forced_out(self, account_id: int) -> None:
+        """The broker's forced sale left the account flat: it is gone, as if liquidated."""
+        ant = self.ants[account_id - self.first_id]
+        if ant.state == _OPEN:
+            ant.state = _GONE
+            ant.version += 1
+            self.stats["forced_out"] = self.stats.get("forced_out", 0) + 1
 
     def on_fill(self, account_id: int, fill: dict[str, Any]) -> None:
         """A ``fills`` push of the account's resting dip order (a maker fill)."""

@@ -14,9 +14,14 @@ post-close, ``path.step_s`` at a time; each step, in this order:
 4. The oracle: ``SetIndexPrice`` when the session is open, on the oracle's cadence, unless
    an ``oracle_freeze`` shock is on and the price changed. Makers see the underlying before
    the venue does (they watch the exchange, not the oracle).
-5. The ETF slice, the scheduled retail and background actions, then the retail price triggers
-   on the mark.
-6. A ``Sample`` every ``run.sample_s``; ``check_invariants`` every ``run.check_every_s``.
+5. In the ``margin-loan`` regime, at the session's first step: the broker's top-ups and
+   forced sales (clients/sim/scenario/broker.py).
+6. The ETF slice, the scheduled retail and background actions, then the retail price triggers
+   on the mark, then the fills of resting retail orders (a dip order's to its cohort, a
+   forced sale's to the broker).
+7. In the ``margin-loan`` regime, at the session's last step: the broker values its accounts
+   and makes its margin calls.
+8. A ``Sample`` every ``run.sample_s``; ``check_invariants`` every ``run.check_every_s``.
 
 Agents speak only the wire: each account has a ``Session`` on the sans-I/O exchange of the
 gateway (clients/sim/inprocess.py), so every order goes through the gateway's checks and its
@@ -53,7 +58,8 @@ from gaemi.clients.sim.scenario.agents import (
     RetailCohort,
     View,
 )
-from gaemi.clients.sim.scenario.market import build_spec
+from gaemi.clients.sim.scenario.broker import Broker
+from gaemi.clients.sim.scenario.market import scenario_spec
 from gaemi.clients.sim.scenario.params import Scenario
 from gaemi.clients.sim.scenario.path import DayPlan, build_days
 from gaemi.engine.codes import RejectReason
@@ -96,7 +102,7 @@ class _Driver:
 
     def __init__(self, scenario: Scenario, book: str, check_every_command: bool) -> None:
         self.scenario = scenario
-        self.spec = spec = build_spec(scenario.market)
+        self.spec = spec = scenario_spec(scenario)
         self.symbol = spec.symbol
         self.mult = spec.multiplier
         self.days = build_days(spec, scenario.path, scenario.shocks, scenario.market.usdkrw,
@@ -120,6 +126,7 @@ class _Driver:
         self._hi: deque[tuple[int, int]] = deque()  # monotonic deques of the underlying
         self._lo: deque[tuple[int, int]] = deque()
         self._index = 0  # the last index the oracle published
+        self.broker: Broker | None = None  # the margin-loan regime's (broker.py)
 
     # -- the Api of the agents -----------------------------------------------------------------
 
@@ -194,7 +201,7 @@ class _Driver:
             if channel == "account" and m["data"]["type"] == "liquidation":
                 liquidated.append(session.account_id)
             elif channel == "fills" and m["data"]["role"] == "maker" \
-                    and session.account_id in self._retail:
+                    and session.account_id in self._retail:  # a dip order's, or the broker's
                 self._fills.append((session.account_id, m["data"]))
         for aid in liquidated:
             cohort = self._retail.get(aid)
@@ -233,10 +240,14 @@ class _Driver:
             noise.append(NoiseTrader(s.noise, next_id, agents_rng, self, venue.time))
             next_id += 1
         self.cohorts = []
+        loan = s.margin_loan if s.regime == "margin-loan" else None
         for role, params in (("ant", s.ants), ("inverse", s.inverse)):
             arrivals = self._arrivals(params.count, params.last_day_share, agents_rng)
-            self.cohorts.append(RetailCohort(params, role, next_id, arrivals, agents_rng, self))
+            self.cohorts.append(RetailCohort(params, role, next_id, arrivals, agents_rng, self,
+                                             loan))
             next_id += params.count
+        if loan is not None:
+            self.broker = Broker(loan, s.seed, venue, self.symbol, self.cohorts, self.deposit)
         ant_deposits = self.cohorts[0].total_deposits / UNIT
         self.etf = None
         if s.etf.enabled:
@@ -271,11 +282,11 @@ class _Driver:
         bar = _Progress(s.name, total) if progress else None
         next_check = self.days[0].window_start + s.run.check_every_s * NS_PER_SECOND
         try:
-            for day in self.days:  # the first step's AdvanceTime jumps the night
+            for n, day in enumerate(self.days):  # the first step's AdvanceTime jumps the night
                 self.view.ref = day.prev_close  # the underlying is closed until the open
                 t = day.window_start
                 while t <= day.window_end:
-                    self._step(t, day)
+                    self._step(t, day, n)
                     if t >= next_check:
                         self._check(f"at {t}")
                         next_check = t + s.run.check_every_s * NS_PER_SECOND
@@ -288,12 +299,14 @@ class _Driver:
         self._check("at the end")
         return self._finish()
 
-    def _step(self, t: int, day: DayPlan) -> None:
+    def _step(self, t: int, day: DayPlan, n: int) -> None:
+        """One step of day number ``n``."""
         s = self.scenario
         view = self.view
         self._submit(C.AdvanceTime(t))
         view.t = t
         in_session = day.open_ts <= t < day.close_ts
+        first_step = in_session and t - s.path.step_s * NS_PER_SECOND < day.open_ts
         # the session's last step publishes the real close, whatever the step
         last_step = in_session and t + s.path.step_s * NS_PER_SECOND >= day.close_ts
         if last_step or t >= day.close_ts:
@@ -315,6 +328,10 @@ class _Driver:
                 self._submit(C.SetIndexPrice(self.symbol, view.ref))
                 self._index = view.ref
         self._refresh(view)
+        broker = self.broker
+        if broker is not None and first_step:  # top-ups and forced sales at the open
+            broker.at_open(n)
+            self._refresh(view)
         if self.etf is not None:
             self.etf.on_step(view, day.close_ts, day.prev_close)
         heap = self._heap
@@ -327,7 +344,12 @@ class _Driver:
         while self._fills:  # may rest new orders, which may trade again
             fills, self._fills = self._fills, []
             for aid, fill in fills:
-                self._retail[aid].on_fill(aid, fill)
+                if broker is not None and broker.owns(fill["orderId"]):
+                    broker.on_fill(aid, fill)
+                else:
+                    self._retail[aid].on_fill(aid, fill)
+        if broker is not None and last_step:  # the broker values its accounts at the close
+            broker.at_close(n)
         if (t - day.window_start) % (s.run.sample_s * NS_PER_SECOND) == 0:
             self._sample(t)
 
@@ -400,6 +422,7 @@ class _Driver:
             "bad_debt": venue.bad_debt,
             "insurance_position_lots": market.insurance_position,
             "agent_stats": self._agent_stats(),
+            **({"broker": self.broker.facts()} if self.broker is not None else {}),
             "rejections": dict(sorted(self.rejections.items())),
             "problems": self.problems,
         }

@@ -40,7 +40,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from gaemi.clients.sim.scenario.market import build_spec
+from gaemi.clients.sim.scenario.market import scenario_spec
 from gaemi.clients.sim.scenario.params import (
     CohortParams,
     MarketParams,
@@ -135,7 +135,7 @@ def parse_scenario(data: dict[str, Any], source: str = "<scenario>") -> Scenario
     """A validated Scenario from parsed TOML (``extends`` already resolved)."""
     try:
         scenario: Scenario = _build(Scenario, Scenario(), data, "")
-        build_spec(scenario.market)  # the market must be a valid MarketSpec too
+        scenario_spec(scenario)  # the market must be a valid MarketSpec too
     except (ScenarioError, ValueError) as exc:
         raise ScenarioError(f"{source}: {exc}") from None
     return scenario

@@ -5,10 +5,28 @@ from __future__ import annotations
 from dataclasses import replace
 from fractions import Fraction
 
-from gaemi.clients.sim.scenario.params import MarketParams
+from gaemi.clients.sim.scenario.params import MarketParams, Scenario
+from gaemi.risk.calendar import NS_PER_HOUR
 from gaemi.risk.markets import PPB, PRESETS, UNIT, MarginTier, MarketSpec
 
-__all__ = ["build_spec"]
+__all__ = ["build_spec", "scenario_spec"]
+
+
+def scenario_spec(scenario: Scenario) -> MarketSpec:
+    """The market the scenario's venue runs: ``build_spec`` of its market, and in the
+    ``margin-loan`` regime the stock market's rules instead of the perp's (docs/scenarios.md,
+    "The margin-loan regime"): KRX's daily price limit from the previous close, no band around
+    the mark but that limit, and no funding (a stock pays none: the cap of 1 ppb per 8 hours
+    makes every hourly rate round to 0). Fees stay the perp's, so the two regimes differ only
+    in how the ants lever up."""
+    spec = build_spec(scenario.market)
+    if scenario.regime == "perp":
+        return spec
+    if spec.funding_interval_ns >= 8 * NS_PER_HOUR:
+        raise ValueError("margin-loan: the market's funding interval must be under 8 hours "
+                         "(a 1 ppb cap per 8 hours then pays 0 each interval)")
+    limit = round(scenario.margin_loan.daily_limit_pct * PPB / 100)
+    return replace(spec, daily_limit_ppb=limit, price_band_ppb=PPB - 1, funding_cap_ppb=1)
 
 
 def build_spec(params: MarketParams) -> MarketSpec:

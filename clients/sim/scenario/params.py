@@ -17,11 +17,15 @@ from dataclasses import dataclass, field, fields
 from datetime import date
 
 __all__ = [
-    "ArbParams", "CohortParams", "EtfParams", "MarketMakerParams", "MarketParams", "NoiseParams",
-    "PathParams", "RunParams", "Scenario", "ShockParams", "TierParams", "SHOCK_KINDS",
+    "ArbParams", "CohortParams", "EtfParams", "MarginLoanParams", "MarketMakerParams",
+    "MarketParams", "NoiseParams", "PathParams", "RunParams", "Scenario", "ShockParams",
+    "TierParams", "REGIMES", "SHOCK_KINDS",
 ]
 
 SHOCK_KINDS = ("gap", "crash", "oracle_freeze", "mm_withdrawal")
+# how the retail cohorts lever up: "perp" (the venue's margin and liquidation engine) or
+# "margin-loan" (a Korean brokerage margin account on the stock; clients/sim/scenario/broker.py)
+REGIMES = ("perp", "margin-loan")
 
 
 def _check(ok: bool, message: str) -> None:
@@ -359,6 +363,46 @@ class NoiseParams:
 
 
 @dataclass(frozen=True, slots=True)
+class MarginLoanParams:
+    """The Korean brokerage margin account (신용융자) of the ``margin-loan`` regime: the
+    retail cohorts hold the stock itself, bought partly with a broker's loan, under the
+    broker's rules instead of the venue's liquidation engine (docs/scenarios.md, "The
+    margin-loan regime"). Unused in the ``perp`` regime."""
+
+    # 보증금률: the share of a purchase paid with the account's own money; 40% allows 2.5x.
+    # Brokers set 40-100% per stock by grade; 40% (the lowest, for a large cap): assumed
+    initial_margin_pct: float = 40.0
+    # 담보유지비율: (holdings + cash) / loan must stay at or above this at the close; KRX
+    # brokers commonly use 140% (issue)
+    maintenance_pct: float = 140.0
+    # the short side (대주, stock lent to a retail account): (cash + proceeds) / the lent
+    # stock's value. A short opened at 2.5x starts at 140%, so the long's ratio would call it
+    # at once; 120% is the retail short-sale collateral ratio Korea used before 2024: assumed
+    short_maintenance_pct: float = 120.0
+    # share of margin calls the ant meets by depositing the shortfall the next session's open:
+    # design (the KOSPI credit response is the target that can fix it)
+    top_up_share: float = 0.5
+    # the forced sale (반대매매) runs at the open of the n-th session after the call's close:
+    # a call at Tuesday's close is sold at Thursday's open ("the next-but-one session", issue)
+    forced_sale_sessions: int = 2
+    # KRX's daily price limit, percent of the previous close (the stock market's own rule)
+    daily_limit_pct: float = 30.0
+
+    def __post_init__(self) -> None:
+        _check(0 < self.initial_margin_pct <= 100, "initial_margin_pct in (0, 100]")
+        _check(100 < self.maintenance_pct <= 1000, "maintenance_pct in (100, 1000]")
+        _check(100 < self.short_maintenance_pct <= 1000, "short_maintenance_pct in (100, 1000]")
+        _check(_fraction(self.top_up_share), "top_up_share in [0, 1]")
+        _check(self.forced_sale_sessions >= 1, "forced_sale_sessions >= 1")
+        _check(0 < self.daily_limit_pct < 100, "daily_limit_pct in (0, 100)")
+
+    @property
+    def max_leverage(self) -> float:
+        """Holdings per unit of the account's own money at most: 1 / the initial margin."""
+        return 100.0 / self.initial_margin_pct
+
+
+@dataclass(frozen=True, slots=True)
 class RunParams:
     """How the run is observed."""
 
@@ -376,6 +420,9 @@ class Scenario:
     name: str = "ants-skhynix"
     description: str = ""
     seed: int = 20260728  # the crash day: any integer; the same seed gives the same state hash
+    # how the ants and the inverse cohort lever up (REGIMES): the perp, or a broker's margin
+    # loan on the stock (the same agents, seeds and index path)
+    regime: str = "perp"
     market: MarketParams = field(default_factory=MarketParams)
     path: PathParams = field(default_factory=PathParams)
     shocks: tuple[ShockParams, ...] = ()
@@ -385,11 +432,13 @@ class Scenario:
     arbitrageurs: ArbParams = field(default_factory=ArbParams)
     etf: EtfParams = field(default_factory=EtfParams)
     noise: NoiseParams = field(default_factory=NoiseParams)
+    margin_loan: MarginLoanParams = field(default_factory=MarginLoanParams)
     run: RunParams = field(default_factory=RunParams)
 
     def __post_init__(self) -> None:
         _check(bool(self.name), "name is required")
         _check(self.seed >= 0, "seed >= 0")
+        _check(self.regime in REGIMES, f"regime: one of {', '.join(REGIMES)}")
         _check(self.ants.side == "long", "ants: side is long (the inverse cohort is short)")
         _check(self.inverse.side == "short", "inverse: side is short")
         for shock in self.shocks:
