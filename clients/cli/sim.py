@@ -32,7 +32,8 @@ from gaemi.clients.sim.scenario import DEFAULT_PRESET
 from gaemi.clients.sim.scenario.loader import ScenarioError, load_scenario, preset_names
 from gaemi.clients.sim.scenario.params import REGIMES, Scenario
 
-__all__ = ["add_parsers", "cmd_cascade", "cmd_demo", "cmd_ensemble", "cmd_sweep", "main"]
+__all__ = ["add_parsers", "cmd_calibrate", "cmd_cascade", "cmd_demo", "cmd_ensemble",
+           "cmd_sweep", "main"]
 
 DEFAULT_OUT = Path("gaemi-out")
 
@@ -126,6 +127,85 @@ def _sweep_parser(subparsers: Any) -> None:
                        help="output folder; if it holds this sweep's runs.csv, only the "
                             "missing runs are run")
     sweep.set_defaults(func=cmd_sweep)
+    _calibrate_parser(subparsers)
+
+
+def _calibrate_parser(subparsers: Any) -> None:
+    from gaemi.clients.calibration.calibrate import TARGETS
+
+    calibrate = subparsers.add_parser(
+        "calibrate", help="fit a target's free parameters to real data by simulated moments, "
+                          "on Ray, and write its report card",
+        description="Run the target's scenario over its free parameters' values, every point "
+                    "on the same seeds (a sweep, in DIR/sweep: rerun to resume), and write "
+                    "the report card: the real moments, the simulated mean and 5-95% band at "
+                    "the fit, the error and the tolerance, every point's error "
+                    "(docs/scenarios.md, Calibration). Targets: " + ", ".join(
+                        f"{t.name} ({t.title})" for t in TARGETS.values()))
+    calibrate.add_argument("--target", required=True, choices=sorted(TARGETS),
+                           help="the real measurement to hold the model against")
+    calibrate.add_argument("--seeds", type=_positive, default=20, metavar="N",
+                           help="seeds per point (default 20)")
+    calibrate.add_argument("--seed", type=int, default=None, metavar="S",
+                           help="the first seed (default: the scenario's own)")
+    calibrate.add_argument("--scenario", default=None, metavar="FILE|PRESET",
+                           help="run the target on another scenario than its own (a smaller "
+                                "one to try it out)")
+    calibrate.add_argument("--address", default=None, metavar="ADDR",
+                           help="join a running Ray cluster (\"auto\", host:port or "
+                                "ray://host:port); default: start a local Ray")
+    calibrate.add_argument("--book", choices=("auto", "compiled", "reference"),
+                           default="auto", help="order-book implementation (default: auto)")
+    calibrate.add_argument("--morris", type=_positive, default=None, metavar="R",
+                           help="also rank the target's screened keys by Morris elementary "
+                                "effects (SALib): R trajectories, --morris-seeds seeds per "
+                                "design point (not resumable)")
+    calibrate.add_argument("--morris-seeds", type=_positive, default=4, metavar="N",
+                           help="seeds per Morris design point (default 4)")
+    calibrate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    calibrate.add_argument("--out", type=Path, default=None, metavar="DIR",
+                           help="output folder (default: ./gaemi-out/calibrate-<target>)")
+    calibrate.set_defaults(func=cmd_calibrate)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from gaemi.clients.calibration.calibrate import TARGETS, calibrate
+    from gaemi.clients.sim.sweep import SweepError
+
+    target = TARGETS[args.target]
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise SystemExit("gaemi calibrate needs Ray (pip install ray)") from None
+    out = args.out or DEFAULT_OUT / f"calibrate-{target.name}"
+    print(f"Calibrate: {target.title}\n  scenario {args.scenario or target.scenario}, free: "
+          + ", ".join(f"{f.key} ({len(f.values)} values)" for f in target.free)
+          + f", {args.seeds} seeds per point, on Ray ({args.address or 'local'})")
+    try:
+        card = calibrate(target, out, seeds=args.seeds, first_seed=args.seed,
+                         scenario=args.scenario, address=args.address, book=args.book,
+                         progress=not args.no_progress, morris_trajectories=args.morris or 0,
+                         morris_seeds=args.morris_seeds)
+    except (ScenarioError, SweepError, FileNotFoundError) as exc:
+        raise SystemExit(str(exc)) from None
+    except ConnectionError as exc:
+        raise SystemExit(f"cannot reach the Ray cluster at {args.address}: {exc}") from None
+    doc = card.document
+    print(f"\n{doc['verdict']}")
+    for p in doc["points"]:
+        values = ", ".join(f"{k}={v}" for k, v in p["values"].items())
+        print(f"  {p['point']} {values}: error {p['error']}, "
+              f"{'pass' if p['passes'] else 'fail'}")
+    screening = doc.get("global_sensitivity")
+    if screening:
+        print(f"Morris ({screening['method']}): " + ", ".join(
+            f"{e['key']} mu* {e['mu_star']}" for e in screening["ranking"]))
+    print(f"\nFiles:  {card.paths['calibration'].resolve()}, {card.paths['report'].name}, "
+          f"{card.paths['sweep'].name}/")
+    if not doc["conservation_ok"]:
+        print("WARNING: a run failed its conservation check", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _positive(text: str) -> int:

@@ -45,6 +45,13 @@ def _get(*path: str) -> Callable[[dict[str, Any]], Any]:
     return read
 
 
+def _credit(k: int) -> Callable[[dict[str, Any]], Any]:
+    def read(summary: dict[str, Any]) -> Any:
+        response = (summary.get("regime") or {}).get("credit_response")
+        return None if response is None else response["change_pct"][k]
+    return read
+
+
 # runs.csv columns after scenario and seed: (name, reader of the run's summary). Money in
 # exact decimal dollars, ratios as the summary's decimal strings.
 METRICS: tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...] = (
@@ -78,6 +85,9 @@ METRICS: tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...] = (
     ("margin_calls", _get("regime", "margin_calls")),
     ("top_ups", _get("regime", "top_ups")),
     ("broker_forced_notional_usd", _get("regime", "broker_forced_notional_usd")),
+    # the calibration targets' simulated moments (clients/calibration/calibrate.py)
+    ("adl_accounts_per_liquidated_account", _get("adl_accounts_per_liquidated_account")),
+    *((f"credit_d{k}_pct", _credit(k)) for k in range(6)),
     # with --baseline only (empty otherwise): the paired no-impact baseline of the same seed
     ("amplification_notional_ratio", _get("amplification", "notional_ratio")),
     ("amplification_accounts_ratio", _get("amplification", "accounts_ratio")),

@@ -779,6 +779,12 @@ def _bad_debt_and_adl(out: dict[str, Any], record: RunRecord, t: Tape) -> None:
     _money(out, "adl_notional", sum(e.qty * e.price * mult for _, e in t.adl))
     out["adl_accounts"] = len({e.account_id for _, e in t.adl})
     out["adl_liquidations"] = len({e.liquidation_id for _, e in t.adl})
+    # the Hyperliquid target's ratio: positions auto-deleveraged per position liquidated (one
+    # market: an account is a position); traders only on both sides
+    liquidated = len({r.event.account_id for r in t.rows})
+    out["adl_accounts_per_liquidated_account"] = ratio_text(
+        len({e.account_id for _, e in t.adl if e.account_id >= 0}), liquidated) \
+        if liquidated else None
     out["bad_debt_events"] = len(t.bad_debt)
     _money(out, "bad_debt", sum(e.uncovered for _, e in t.bad_debt))
     _money(out, "bad_debt_covered", sum(e.covered for _, e in t.bad_debt))
@@ -834,7 +840,33 @@ def _regime(record: RunRecord, rows: list[TapeRow],
     _money(out, "top_up", broker.get("top_up", 0))
     out["open_calls_at_end"] = broker.get("open_calls_at_end", 0)
     _money(out, "loans_at_end", broker.get("loans_at_end", 0))
+    out["credit_response"] = _credit_response(config.get("run_facts", {}).get("days") or [],
+                                              broker.get("loans_by_close") or [])
     return out
+
+
+CREDIT_DROP = Fraction(-3, 100)  # the KOSPI target's drop day: close / previous close - 1 < -3%
+CREDIT_HORIZON = 5
+
+
+def _credit_response(days: list[dict[str, Any]],
+                     loans: list[list[int]]) -> dict[str, Any] | None:
+    """The margin-loan regime's counterpart of the KOSPI credit-response target
+    (clients/calibration/targets.py): the broker's loans to longs at each session's close,
+    relative to the close before the first simulated session that closed more than 3% below
+    the previous close, in percent, on days 0..5. None on the perp, without such a day, or
+    without five sessions after it."""
+    by_day = {d: lent for d, lent in loans}
+    for n, day in enumerate(days):
+        if n == 0 or Fraction(day["close_ticks"], day["prev_close_ticks"]) - 1 >= CREDIT_DROP:
+            continue
+        if n + CREDIT_HORIZON >= len(days) or not by_day.get(n - 1):
+            return None
+        before = by_day[n - 1]
+        return {"drop_day": day["date"], "before_usd": usd_text(before),
+                "change_pct": [ratio_text(100 * (by_day[n + k] - before), before, 6)
+                               for k in range(CREDIT_HORIZON + 1)]}
+    return None
 
 
 def _amplification(rows: list[TapeRow], base: dict[str, Any] | None) -> dict[str, Any] | None:

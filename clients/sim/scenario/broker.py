@@ -137,6 +137,7 @@ class Broker:
         self.short_ratio = Fraction(repr(params.short_maintenance_pct)) / 100
         self.calls: dict[int, _Call] = {}  # the open ones
         self.call_log: list[tuple[int, int, int, bool]] = []  # (day, account, µ$, top-up)
+        self.loans_by_close: list[tuple[int, int]] = []  # (day, µ$ lent to longs at its close)
         self.orders: dict[int, tuple[int, int]] = {}  # resting forced order -> (account, lots)
         self.placed: list[tuple[int, int, int, int]] = []  # forced orders: (ts, account,
         # signed lots, limit price)
@@ -171,9 +172,12 @@ class Broker:
             live = {o["order_id"] for o in self.venue.open_orders(aid)}
             for oid in [o for o, (a, _) in self.orders.items() if a == aid and o not in live]:
                 del self.orders[oid]
+        lent = 0
         for cohort, aid in self._holders():
             view, size = self._account(aid)
             call = self.calls.get(aid)
+            if size > 0:  # the credit balance (신용융자 잔고) counts the money lent to longs
+                lent += valuation(size, view.equity, mark, self.mult).loan
             if size == 0:
                 if call is not None:
                     del self.calls[aid]
@@ -193,6 +197,7 @@ class Broker:
                 self.call_log.append((day, aid, call.amount, call.top_up))
                 self.stats["margin_calls"] += 1
                 cohort.set_blocked(aid, True)
+        self.loans_by_close.append((day, lent))
 
     def at_open(self, day: int) -> None:
         """The session's first step, after the oracle: top-ups due now, then forced sales."""
@@ -291,4 +296,5 @@ class Broker:
                 loans += valuation(size, view.equity, mark, self.mult).loan
         return {**self.stats, "open_calls_at_end": len(self.calls), "loans_at_end": loans,
                 "calls": [list(c) for c in self.call_log],
+                "loans_by_close": [list(x) for x in self.loans_by_close],
                 "orders": [list(o) for o in self.placed], "sales": [list(s) for s in self.sales]}
