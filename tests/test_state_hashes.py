@@ -35,6 +35,8 @@ SCENARIOS = {  # each preset at the test size (test_scenario_run._small), 10 s s
     "ants-skhynix": "421dc5c98063b241",
     "ants-skhynix-5d": "628b424eb9e0259b",
     "ants-skhynix-5d-margin-loan": "ca389d640314cf5a",
+    "ants-skhynix-credit-week": "d7415231203a5b8f",
+    "crypto-style-crash": "7149021a010ee9df",
     "ants-skhynix-flash-crash": "21f888b3fdedfe4e",
     "ants-skhynix-flash-crash-krx-limit": "041b8f94b6b47db0",
     "ants-skhynix-mm10": "0b93c6c427b52bbd",

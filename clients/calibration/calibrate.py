@@ -29,7 +29,8 @@ from gaemi.clients.calibration.targets import hyperliquid_adl, kospi_margin_cred
 from gaemi.clients.sim.ensemble import exact_number
 from gaemi.clients.sim.sweep import Plan, SweepResult, plan_sweep, run_sweep, value_text
 
-__all__ = ["SCHEMA", "TARGETS", "Card", "Free", "Target", "calibrate", "card_for"]
+__all__ = ["SCHEMA", "TARGETS", "Card", "Free", "Target", "calibrate", "card_for",
+           "screening_diagnosis"]
 
 SCHEMA = "gaemi-calibration/1"
 BAND = (5, 95)  # the simulated band: percentiles of the per-seed values
@@ -238,7 +239,7 @@ def _verdict(target: Target, best: dict[str, Any] | None, real: list[float]) -> 
                 "met the target's event)")
     values = ", ".join(f"{k} = {value_text(v)}" for k, v in best["values"].items())
     if best["passes"]:
-        return f"passes at {values}: {target.error_name} {best['error']:.4g}"
+        return f"passes at {values}: {target.error_name} {best['error']:.4g}."
     misses = []
     for label, mean, band, r in zip(target.labels, best["simulated_mean"],
                                     best["simulated_band"], real, strict=True):
@@ -249,7 +250,31 @@ def _verdict(target: Target, best: dict[str, Any] | None, real: list[float]) -> 
     where = "; ".join(misses) if misses else "the band holds the real values but the error " \
         "is over the tolerance"
     return (f"fails: the best point ({values}) has {target.error_name} {best['error']:.4g} "
-            f"against a tolerance of {target.tolerance}. {where}")
+            f"against a tolerance of {target.tolerance}. {where}.")
+
+
+def screening_diagnosis(target: Target, screening: dict[str, Any]) -> str:
+    """What the Morris screening adds to the verdict: the keys that move the error more than
+    the fitted ones, and the smallest error any screened point reached."""
+    ranking = screening.get("ranking") or []
+    if not ranking:
+        return ""
+    free = {f.key for f in target.free}
+    top_free = max((e["mu_star"] for e in ranking if e["key"] in free), default=0.0)
+    above = [e for e in ranking if e["key"] not in free and e["mu_star"] > top_free]
+    text = " Screening (Morris): " + ", ".join(
+        f"{e['key']} mu* {e['mu_star']:.4g}" for e in ranking) + "."
+    if above:
+        text += (" " + " and ".join(e["key"] for e in above) + " move the error more than "
+                 "the fitted " + ", ".join(sorted(free)) + ": what decides the fit is held "
+                 "fixed by it.")
+    scored = [p for p in screening.get("points") or [] if p.get("error") is not None]
+    if scored:
+        best = min(scored, key=lambda p: p["error"])
+        values = ", ".join(f"{k} = {value_text(v if not isinstance(v, float) else round(v, 4))}"
+                           for k, v in best["values"].items())
+        text += f" The smallest error among the screened points: {best['error']:.4g} at {values}."
+    return text
 
 
 def _r(x: float | None) -> float | None:
@@ -343,6 +368,7 @@ def calibrate(target: Target, out_dir: str | Path, *, seeds: int, first_seed: in
             target, trajectories=morris_trajectories, seeds=morris_seeds,
             first_seed=first_seed, scenario=scenario, address=address, book=book,
             progress=progress)
+        document["verdict"] += screening_diagnosis(target, document["global_sensitivity"])
     out.mkdir(parents=True, exist_ok=True)
     path = out / "calibration.json"
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

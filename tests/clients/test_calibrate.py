@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gaemi.clients.calibration.calibrate import TARGETS, card_for
+from gaemi.clients.calibration.calibrate import TARGETS, card_for, screening_diagnosis
 from gaemi.clients.calibration.targets import hyperliquid_adl, kospi_margin_credit
 from gaemi.clients.cli import main as gaemi
 from gaemi.clients.sim.sweep import plan_sweep
@@ -60,7 +60,7 @@ def test_the_card_scores_every_point_and_keeps_the_smallest_error(tmp_path: Path
     assert low == pytest.approx(real[0] - 0.09, abs=1e-6)  # 5th percentile of two values
     assert high == pytest.approx(real[0] + 0.09, abs=1e-6)
     assert [p["passes"] for p in card["points"]] == [False, True, False]
-    assert card["verdict"].startswith("passes at margin_loan.top_up_share = 0.5")
+    assert card["verdict"].startswith("passes at margin_loan.top_up_share = 0.5: RMSE")
     (sens,) = card["sensitivity"]
     assert sens["key"] == "margin_loan.top_up_share" and sens["error_range"] == 2.0
     assert sens["moment_change"][0] == pytest.approx(-3.0, abs=1e-6)
@@ -77,6 +77,20 @@ def test_a_fit_outside_the_tolerance_says_where_it_misses(tmp_path: Path) -> Non
     assert card["fit"]["point"] == "p0" and not card["fit"]["passes"]
     assert card["verdict"].startswith("fails: the best point (margin_loan.top_up_share = 0.0)")
     assert "day 0: real -0.2522 below the band" in card["verdict"]
+
+
+def test_the_screening_says_when_a_held_key_decides_the_fit() -> None:
+    screening = {"ranking": [{"key": "ants.dip_share", "mu_star": 50.0},
+                             {"key": "margin_loan.top_up_share", "mu_star": 2.0}],
+                 "points": [{"values": {"ants.dip_share": 0.0}, "error": 27.5},
+                            {"values": {"ants.dip_share": 1.0}, "error": 70.0}]}
+
+    text = screening_diagnosis(KOSPI, screening)
+
+    assert "ants.dip_share mu* 50, margin_loan.top_up_share mu* 2." in text
+    assert "ants.dip_share move the error more than the fitted margin_loan.top_up_share" in text
+    assert text.endswith("27.5 at ants.dip_share = 0.0.")
+    assert screening_diagnosis(KOSPI, {"ranking": []}) == ""
 
 
 def test_the_real_moments_are_the_shipped_tables() -> None:
@@ -111,8 +125,9 @@ def test_gaemi_calibrate_runs_the_grid_on_ray_resumes_and_draws(tmp_path: Path) 
     # a rerun finds every run in DIR/sweep and runs nothing, with the same card
     assert gaemi(command) == 0
     again = json.loads((out / "calibration.json").read_text(encoding="utf-8"))
-    assert again["points"] == card["points"] and again["verdict"] == card["verdict"]
-    assert again["global_sensitivity"] is None  # not asked for this time
+    assert again["points"] == card["points"]
+    assert again["global_sensitivity"] is None  # not asked for this time: nor in the verdict
+    assert card["verdict"] == again["verdict"] + screening_diagnosis(KOSPI, screening)
     # the page draws its chart, with nothing cut off at 1,400 px
     measured = layout(out / "report.html", tmp_path / "profile")
     assert measured["charts"] == 1 and measured["problems"] == []

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from gaemi.clients.sim.cascade.ensemble_report import CHART_METRICS
+from gaemi.clients.sim.cascade.ensemble_report import CHART_METRICS, REGIME_CHART_METRICS
 from gaemi.clients.sim.ensemble import METRICS, EnsembleResult, describe, write_ensemble
 from tests.clients.browser import chromium_dom, layout
 
@@ -199,3 +199,28 @@ def test_the_page_is_the_same_for_the_same_ensemble(tmp_path: Path) -> None:
 
     # Assert: the jitter is a fixed sequence, the intervals a fixed resampling
     assert first == again
+
+
+def test_a_margin_loan_ensemble_also_charts_the_regime_neutral_metrics(tmp_path: Path) -> None:
+    # Arrange: B made margin calls on every seed (the margin-loan regime), A none
+    result = _result(compare=True)
+    for i, (a, b) in enumerate(zip(result.rows_a, result.rows_b or [], strict=True)):
+        for row, calls, forced in ((a, 0, 300 + i), (b, 60 + i, 9 + i % 3)):
+            row.update({"margin_calls": calls, "forced_accounts": forced,
+                        "forced_notional_usd": _decimal(forced * 40_000_00, 2),
+                        "accounts_wiped_out": forced // 2, "retail_pnl_usd": "-1000.00",
+                        "forced_active_seconds": 1 + forced})
+
+    # Act
+    page = write_ensemble(result, tmp_path / "out")["report"]
+    html = page.read_text(encoding="utf-8")
+    plain = write_ensemble(_result(compare=True), tmp_path / "plain")["report"]
+
+    # Assert: the five regime charts (a strip and a paired chart each), only when a run called
+    expected = 2 * (len(CHART_METRICS) + len(REGIME_CHART_METRICS))
+    assert f"data-charts-expected='{expected}'" in html
+    for name, _ in REGIME_CHART_METRICS:
+        assert f"strip-{name}" in html
+    assert "strip-forced_notional_usd" not in plain.read_text(encoding="utf-8")
+    measured = layout(page, tmp_path / "profile")
+    assert measured["problems"] == []

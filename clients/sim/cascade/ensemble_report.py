@@ -25,7 +25,7 @@ from typing import Any
 
 from gaemi.clients.sim.cascade.report import _BOOT, _RENDER, _STYLE, _esc
 
-__all__ = ["CHART_METRICS", "LABELS", "write_ensemble_report"]
+__all__ = ["CHART_METRICS", "LABELS", "REGIME_CHART_METRICS", "write_ensemble_report"]
 
 # readable names of runs.csv's metrics (a metric not listed here shows its column name)
 LABELS: dict[str, str] = {
@@ -49,6 +49,20 @@ LABELS: dict[str, str] = {
     "amplification_notional_ratio": "amplification: notional ÷ no-impact baseline",
     "amplification_accounts_ratio": "amplification: accounts ÷ no-impact baseline",
     "baseline_liquidated_notional_usd": "baseline liquidated notional (USD)",
+    "forced_accounts": "forced accounts (liquidated, or sold by the broker)",
+    "forced_notional_usd": "forced notional (USD)",
+    "selling_span_s": "selling span, first to last forced execution (s)",
+    "forced_active_seconds": "seconds with forced executions",
+    "accounts_wiped_out": "retail accounts wiped out",
+    "retail_pnl_usd": "retail PnL (USD)",
+    "insurance_fund_change_usd": "insurance fund change (USD)",
+    "adl_notional_usd": "ADL notional (USD)",
+    "margin_calls": "margin calls",
+    "top_ups": "margin calls met by a top-up",
+    "broker_forced_notional_usd": "broker's forced-sale notional (USD)",
+    "adl_accounts_per_liquidated_account": "ADL'd accounts per liquidated account",
+    **{f"credit_d{k}_pct": f"credit balance, day {k} (% vs the day before the drop)"
+       for k in range(6)},
 }
 # the charted metrics, in page order, with their y-axis titles
 CHART_METRICS: tuple[tuple[str, str], ...] = (
@@ -63,6 +77,15 @@ CHART_METRICS: tuple[tuple[str, str], ...] = (
     # with --baseline only (a metric without values is not charted)
     ("amplification_notional_ratio", "run ÷ baseline notional"),
     ("hawkes_branching_ratio", "branching ratio n"),
+)
+# charted too when a run of the ensemble is in the margin-loan regime (it made margin calls):
+# the keys that mean the same under either regime (docs/scenarios.md)
+REGIME_CHART_METRICS: tuple[tuple[str, str], ...] = (
+    ("forced_notional_usd", "USD"),
+    ("forced_accounts", "accounts"),
+    ("accounts_wiped_out", "accounts"),
+    ("retail_pnl_usd", "USD"),
+    ("forced_active_seconds", "seconds"),
 )
 
 _MINUS = "\u2212"
@@ -331,7 +354,9 @@ def _charts(description: dict[str, Any], rows_a: list[dict[str, Any]],
     a, b = description["a"], description["b"]
     figures: dict[str, dict[str, Any]] = {}
     cells: list[str] = []
-    for name, y_title in CHART_METRICS:
+    every = rows_a + (rows_b or [])
+    loan = any(str(r.get("margin_calls") or "0") != "0" for r in every)
+    for name, y_title in CHART_METRICS + (REGIME_CHART_METRICS if loan else ()):
         points_a = _points(rows_a, name)
         points_b = _points(rows_b, name) if rows_b is not None else []
         if not points_a and not points_b:

@@ -16,7 +16,11 @@ Theory of operation
   the mark kept in a heap (a step costs O(triggered), not O(accounts)), and by resting dip
   orders (a bid below the last fill for a long, an offer above for a short) whose fills the
   driver reports back. One deposit each, never a top-up; cross margin; market orders to open
-  and close. A liquidated account that is left flat is gone.
+  and close. A liquidated account that is left flat is gone. In the ``margin-loan`` regime
+  the broker (clients/sim/scenario/broker.py) sets the buying power (its loan: up to
+  ``loan_leverage`` x the equity, the venue's own margin never binding), blocks buying while
+  a margin call is open, may bring a top-up, and a forced sale that leaves the account flat
+  ends it as a liquidation would.
 * ``MarketMaker``: post-only ladders around the underlying, leaning against inventory, with
   no quotes on the side that would pass the inventory limit. Under stress (the underlying's
   range over a window, or the notional liquidated in it) it widens, shrinks and quotes

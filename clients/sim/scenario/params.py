@@ -157,7 +157,8 @@ class ShockParams:
 class CohortParams:
     """A retail cohort: the long "ants" or the contrarian inverse (short) cohort.
 
-    Every account deposits once, when it arrives, and never adds margin (no top-ups). It
+    Every account deposits once, when it arrives, and never adds margin (no top-ups; in the
+    margin-loan regime a margin call may bring one, ``MarginLoanParams.top_up_share``). It
     picks a leverage, opens a position with part of its buying power (cross margin, market
     order), and then: closes at its take-profit or when its holding time runs out (turnover),
     buys more on a dip (sells more on a rise, for shorts) through resting limit orders if it
