@@ -23,14 +23,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["NS_PER_SECOND", "NS_PER_MINUTE", "NS_PER_HOUR", "NS_PER_DAY", "Session",
-           "civil_from_days", "days_from_civil", "KRX_REGULAR", "US_REGULAR"]
+           "ZONES", "civil_from_days", "days_from_civil", "utc_offset_ns", "KRX_REGULAR",
+           "US_REGULAR"]
 
 NS_PER_SECOND = 1_000_000_000
 NS_PER_MINUTE = 60 * NS_PER_SECOND
 NS_PER_HOUR = 60 * NS_PER_MINUTE
 NS_PER_DAY = 24 * NS_PER_HOUR
 
-_ZONES = ("Asia/Seoul", "America/New_York")
+# the time zones utc_offset_ns knows (venue sessions, the hedging hours of ETF products)
+ZONES = ("Asia/Seoul", "Asia/Hong_Kong", "America/New_York")
 
 
 def days_from_civil(year: int, month: int, day: int) -> int:
@@ -71,13 +73,15 @@ def utc_offset_ns(zone: str, ts_ns: int) -> int:
     """The zone's offset from UTC at ``ts_ns``, in nanoseconds (east positive)."""
     if zone == "Asia/Seoul":
         return 9 * NS_PER_HOUR
+    if zone == "Asia/Hong_Kong":  # no daylight time since 1979
+        return 8 * NS_PER_HOUR
     if zone == "America/New_York":
         year = civil_from_days(ts_ns // NS_PER_DAY)[0]
         # 02:00 EST = 07:00 UTC starts daylight time; 02:00 EDT = 06:00 UTC ends it
         start = _nth_sunday(year, 3, 2) * NS_PER_DAY + 7 * NS_PER_HOUR
         end = _nth_sunday(year, 11, 1) * NS_PER_DAY + 6 * NS_PER_HOUR
         return (-4 if start <= ts_ns < end else -5) * NS_PER_HOUR
-    raise ValueError(f"unknown time zone {zone!r} (known: {', '.join(_ZONES)})")
+    raise ValueError(f"unknown time zone {zone!r} (known: {', '.join(ZONES)})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +96,7 @@ class Session:
     name: str = ""
 
     def __post_init__(self) -> None:
-        if self.zone not in _ZONES:
+        if self.zone not in ZONES:
             raise ValueError(f"unknown time zone {self.zone!r}")
         if not 0 <= self.open_min < self.close_min <= 24 * 60:
             raise ValueError("a session opens before it closes, within one local day")

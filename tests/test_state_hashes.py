@@ -31,18 +31,20 @@ FLOWS = {  # Flow(seed, n_accounts=12), 3,000 commands: state, events digest, se
     4: ("e21b2a6eda4ca25b", "859713f0f64ae079", 1_919),
     5: ("9e741b681d7c45ea", "154f34ecb657e67c", 1_918),
 }
+# 2026-12-07: the ETF hedge is two products (the HKEX 2x at 17:00 KST, a KRX -2x inverse at
+# the KRX close), each on its own account, and each day runs to 17:15 KST: every preset moved
 SCENARIOS = {  # each preset at the test size (test_scenario_run._small), 10 s steps
-    "ants-skhynix": "421dc5c98063b241",
-    "ants-skhynix-5d": "628b424eb9e0259b",
-    "ants-skhynix-5d-margin-loan": "ca389d640314cf5a",
-    "ants-skhynix-credit-week": "d7415231203a5b8f",
-    "crypto-style-crash": "7149021a010ee9df",
-    "ants-skhynix-flash-crash": "21f888b3fdedfe4e",
-    "ants-skhynix-flash-crash-krx-limit": "041b8f94b6b47db0",
-    "ants-skhynix-mm10": "0b93c6c427b52bbd",
-    "ants-skhynix-mm5": "7f515bae769e22b1",
-    "ants-skhynix-oracle-freeze": "1cbd3b266249efae",
-    "ants-skhynix-partial": "4b8c742f026ae207",
+    "ants-skhynix": "7a7a2fa297de062d",
+    "ants-skhynix-5d": "7addb8e59438fa40",
+    "ants-skhynix-5d-margin-loan": "4e47480d8f9ed165",
+    "ants-skhynix-credit-week": "04a51ba345b3e746",
+    "crypto-style-crash": "8ba4982e97e3122d",
+    "ants-skhynix-flash-crash": "fbbaf9787492e401",
+    "ants-skhynix-flash-crash-krx-limit": "82ea328cd07dd15c",
+    "ants-skhynix-mm10": "08121e9fb3d6d7e9",
+    "ants-skhynix-mm5": "ed930159bcbb0109",
+    "ants-skhynix-oracle-freeze": "fc360a88c8b852e2",
+    "ants-skhynix-partial": "9df4a8f4d6c4b9c1",
 }
 
 

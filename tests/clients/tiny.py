@@ -1,5 +1,6 @@
 """A tiny scenario file shared by the command-line tests: the default flow on few accounts,
-stepped every 60 s, so a run takes a second or two."""
+stepped every 60 s, so a run takes a second or two. Each day runs to 17:00 KST, the close of
+HKEX where the default 2x product hedges."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ name = "{name}"
 [path]
 step_s = 60
 pre_open_s = 600
-post_close_s = 60
+post_close_s = 5400
 [ants]
 count = 100
 [inverse]

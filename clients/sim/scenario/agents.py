@@ -29,7 +29,8 @@ Theory of operation
 * ``Arbitrageur``: basis traders resting clips at the underlying +- an edge, within a
   position limit: they become the short side of the crowded long, and buy back when the perp
   trades cheap, until the stress (range or liquidations) is too high.
-* ``EtfRebalancer``: dH = AUM (L^2 - L) r in equal slices over the last minutes of the session.
+* ``EtfRebalancer``: one leveraged or inverse product's hedge, dH = AUM (L^2 - L) r, in equal
+  slices over the last minutes before the close of the market where the product trades.
 * ``NoiseTrader``: small market orders of random side, Poisson in time.
 
 Quoting agents requote in two phases (every due quoter cancels, then every due quoter
@@ -41,7 +42,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -50,7 +51,7 @@ from gaemi.clients.sim.cascade.record import Cohort
 from gaemi.clients.sim.scenario.params import (
     ArbParams,
     CohortParams,
-    EtfParams,
+    EtfProductParams,
     MarginLoanParams,
     MarketMakerParams,
     NoiseParams,
@@ -546,16 +547,27 @@ class Arbitrageur(_Quoter):
 # -- flows ---------------------------------------------------------------------------------------
 
 class EtfRebalancer:
-    """The leveraged ETF's end-of-day hedge: dH = AUM (L^2 - L) r (§9.6), in slices."""
+    """One leveraged or inverse product's daily hedge, dH = AUM (L^2 - L) r (§9.6), traded on
+    the perp in equal slices over the last ``window_s`` before the close of the product's own
+    market. r is the underlying's return since its previous close, read when the window
+    opens (after the underlying's close it is the day's real return). dH has the sign of r
+    for every product, inverse ones included: each sells into a fall."""
 
-    def __init__(self, params: EtfParams, account_id: int, aum_usd: float, api: Api) -> None:
-        self.p = params
+    def __init__(self, product: EtfProductParams, account_id: int, aum_usd: float, api: Api,
+                 closes: Sequence[int], step_s: int) -> None:
+        self.p = product
         self.account_id = account_id
         self.aum = aum_usd
         self.api = api
-        self.plan: tuple[int, int] | None = None  # (the day's close ts, lots per slice)
-        self.stats = {"slices": 0, "rebalanced_usd": 0.0}
-        api.register(account_id, Cohort(f"etf rebalancer {params.leverage}x", "etf", 1), self)
+        self.closes = closes  # ns: the product's close on each simulated day
+        # a slice every slice_s, rounded up to whole steps of the driver's clock
+        self.period = -(-product.slice_s // step_s) * step_s * NS_PER_SECOND
+        self.slices = -(-product.window_s * NS_PER_SECOND // self.period)
+        self.plan: tuple[int, int] | None = None  # (day number, signed lots per slice)
+        self.last_slice = (-1, -1)  # (day number, slice number) of the last slice traded
+        self.stats: dict[str, Any] = {"leverage": product.leverage, "aum_usd": aum_usd,
+                                      "slices": 0, "rebalanced_usd": 0.0}
+        api.register(account_id, Cohort(f"etf {product.name}", "etf", 1), self)
         self.session = api.session(account_id)
 
     def start(self) -> None:
@@ -563,16 +575,22 @@ class EtfRebalancer:
         api.deposit(self.account_id, max(UNIT, int(self.aum * UNIT)))
         self.session.send(set_leverage(api.symbol, min(10, api.spec.max_leverage)))
 
-    def on_step(self, view: View, close_ts: int, prev_close: int) -> None:
-        p = self.p
-        start = close_ts - p.window_s * NS_PER_SECOND
-        if not start <= view.t < close_ts or (view.t - start) % (p.slice_s * NS_PER_SECOND):
+    def on_step(self, view: View, day: int, prev_close: int) -> None:
+        """The step at ``view.t`` of simulated day number ``day``."""
+        close = self.closes[day]
+        start = close - self.p.window_s * NS_PER_SECOND
+        if not start <= view.t < close:
             return
-        if self.plan is None or self.plan[0] != close_ts:
+        k = (view.t - start) // self.period
+        if self.last_slice == (day, k):
+            return
+        self.last_slice = (day, k)
+        if self.plan is None or self.plan[0] != day:
+            lev = self.p.leverage
             r = view.ref / prev_close - 1
-            dh_usd = self.aum * (p.leverage ** 2 - p.leverage) * r
-            slices = p.window_s // p.slice_s
-            self.plan = (close_ts, int(dh_usd / slices * UNIT) // (view.ref * self.api.mult))
+            dh_usd = self.aum * (lev * lev - lev) * r
+            per_slice = int(abs(dh_usd) / self.slices * UNIT) // (view.ref * self.api.mult)
+            self.plan = (day, per_slice if dh_usd >= 0 else -per_slice)
             self.stats["rebalanced_usd"] += dh_usd
         lots = self.plan[1]
         if lots:

@@ -60,8 +60,8 @@ from gaemi.clients.sim.scenario.agents import (
 )
 from gaemi.clients.sim.scenario.broker import Broker
 from gaemi.clients.sim.scenario.market import scenario_spec
-from gaemi.clients.sim.scenario.params import Scenario
-from gaemi.clients.sim.scenario.path import DayPlan, build_days
+from gaemi.clients.sim.scenario.params import EtfProductParams, Scenario
+from gaemi.clients.sim.scenario.path import DayPlan, build_days, local_midnight_ns
 from gaemi.engine.codes import RejectReason
 from gaemi.gateway.exchange import Exchange
 from gaemi.gateway.sessions import Limits
@@ -233,8 +233,9 @@ class _Driver:
         for _ in range(s.arbitrageurs.count):
             quoters.append(Arbitrageur(s.arbitrageurs, next_id, self))
             next_id += 1
+        products = s.etf.products if s.etf.enabled else ()
         etf_id = next_id
-        next_id += 1
+        next_id += len(products)
         noise = []
         for _ in range(s.noise.count):
             noise.append(NoiseTrader(s.noise, next_id, agents_rng, self, venue.time))
@@ -249,10 +250,10 @@ class _Driver:
         if loan is not None:
             self.broker = Broker(loan, s.seed, venue, self.symbol, self.cohorts, self.deposit)
         ant_deposits = self.cohorts[0].total_deposits / UNIT
-        self.etf = None
-        if s.etf.enabled:
-            self.etf = EtfRebalancer(s.etf, etf_id, s.etf.aum_ratio * ant_deposits, self)
-        for agent in quoters + noise + ([self.etf] if self.etf else []):
+        self.etfs = [EtfRebalancer(p, etf_id + i, p.aum_ratio * s.etf.aum_scale * ant_deposits,
+                                   self, _hedge_closes(p, i, self.days), s.path.step_s)
+                     for i, p in enumerate(products)]
+        for agent in quoters + noise + self.etfs:
             agent.start()
         self.quoters = quoters
         self.noise = noise
@@ -332,8 +333,8 @@ class _Driver:
         if broker is not None and first_step:  # top-ups and forced sales at the open
             broker.at_open(n)
             self._refresh(view)
-        if self.etf is not None:
-            self.etf.on_step(view, day.close_ts, day.prev_close)
+        for etf in self.etfs:
+            etf.on_step(view, n, day.prev_close)
         heap = self._heap
         while heap and heap[0][0] <= t:
             _, _, action, arg = heapq.heappop(heap)
@@ -418,7 +419,7 @@ class _Driver:
             "days": [{"date": d.date, "prev_close_ticks": d.prev_close, "open_ticks": d.open,
                       "close_ticks": d.close, "open_ts": d.open_ts, "close_ts": d.close_ts}
                      for d in self.days],
-            "etf_aum_usd": self.etf.aum if self.etf else 0.0,
+            "etf_aum_usd": sum(etf.aum for etf in self.etfs),
             "bad_debt": venue.bad_debt,
             "insurance_position_lots": market.insurance_position,
             "agent_stats": self._agent_stats(),
@@ -441,9 +442,28 @@ class _Driver:
             for a in agents:
                 total.update(a.stats)
             out[role] = dict(total)
-        if self.etf is not None:
-            out["etf"] = dict(self.etf.stats)
+        if self.etfs:
+            out["etf"] = {etf.p.name: dict(etf.stats) for etf in self.etfs}
         return out
+
+
+def _hedge_closes(product: EtfProductParams, index: int, days: list[DayPlan]) -> list[int]:
+    """The product's close (ns) on each simulated day; its hedging window must lie inside the
+    day's simulated window (ValueError naming the key to change)."""
+    closes = []
+    for day in days:
+        close = local_midnight_ns(day.date, product.zone) + \
+            product.close_seconds * NS_PER_SECOND
+        start = close - product.window_s * NS_PER_SECOND
+        if start < day.window_start or close - NS_PER_SECOND > day.window_end:
+            need = (close - day.close_ts) // NS_PER_SECOND
+            raise ValueError(
+                f"etf.products[{index}] ({product.name}) hedges in the {product.window_s} s "
+                f"before {product.close} {product.zone}, outside the simulated window of "
+                f"{day.date}" + (f"; set path.post_close_s >= {need}" if need > 0 else "")
+                + " or leave the product out")
+        closes.append(close)
+    return closes
 
 
 def _to_grid(ts: int, day: DayPlan, step_s: int) -> int:

@@ -26,8 +26,8 @@ the file, never silently ignored::
     duration_s = 300
 
 ``extends`` merges this file's tables over the base's, key by key; an array (``shocks``,
-``market.tiers``) replaces the base's array as a whole. Presets are the ``*.toml`` files in
-clients/sim/scenario/presets/ (``preset_names()``).
+``market.tiers``, ``etf.products``) replaces the base's array as a whole. Presets are the
+``*.toml`` files in clients/sim/scenario/presets/ (``preset_names()``).
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ from typing import Any
 from gaemi.clients.sim.scenario.market import scenario_spec
 from gaemi.clients.sim.scenario.params import (
     CohortParams,
+    EtfParams,
+    EtfProductParams,
     MarketParams,
     Scenario,
     ShockParams,
@@ -179,9 +181,24 @@ def _value(cls: type, name: str, hint: Any, current: Any, value: Any, key: str) 
         defaults = {f.name: f.default for f in dataclasses.fields(ShockParams)}
         return tuple(_build(ShockParams, defaults, _shock(v, f"{key}[{i}]"), f"{key}[{i}]")
                      for i, v in enumerate(value))
+    if cls is EtfParams and name == "products":
+        if not isinstance(value, list):
+            raise ScenarioError(f"{key}: an array of tables ([[etf.products]])")
+        defaults = {f.name: f.default for f in dataclasses.fields(EtfProductParams)}
+        return tuple(_build(EtfProductParams, defaults, _product(v, f"{key}[{i}]"),
+                            f"{key}[{i}]") for i, v in enumerate(value))
     if cls is CohortParams and name == "leverage":
         return _leverage(value, key)
     return _scalar(hint, value, key)
+
+
+def _product(value: Any, key: str) -> Any:
+    # a product names what it is, how it is levered, its size and where it trades
+    if isinstance(value, dict):
+        for required in ("name", "leverage", "aum_ratio", "zone", "close"):
+            if required not in value:
+                raise ScenarioError(f"{key}: every product needs {required!r}")
+    return value
 
 
 def _shock(value: Any, key: str) -> Any:

@@ -16,10 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from datetime import date
 
+from gaemi.risk.calendar import ZONES
+
 __all__ = [
-    "ArbParams", "CohortParams", "EtfParams", "MarginLoanParams", "MarketMakerParams",
-    "MarketParams", "NoiseParams", "PathParams", "RunParams", "Scenario", "ShockParams",
-    "TierParams", "REGIMES", "SHOCK_KINDS",
+    "ArbParams", "CohortParams", "EtfParams", "EtfProductParams", "MarginLoanParams",
+    "MarketMakerParams", "MarketParams", "NoiseParams", "PathParams", "RunParams", "Scenario",
+    "ShockParams", "TierParams", "REGIMES", "SHOCK_KINDS",
 ]
 
 SHOCK_KINDS = ("gap", "crash", "oracle_freeze", "mm_withdrawal")
@@ -82,9 +84,11 @@ class PathParams:
     first_day: str = "2026-07-27"
     last_day: str = "2026-07-28"
     # seconds simulated before each session opens (the perp trades, the index is frozen at the
-    # previous close, so the open is a gap) and after it closes: design
+    # previous close, so the open is a gap) and after it closes: design. 6,300 s after KRX's
+    # 15:30 close is 17:15 KST, a quarter of an hour past HKEX's close, where the HK-listed 2x
+    # product hedges (EtfProductParams)
     pre_open_s: int = 1800
-    post_close_s: int = 900
+    post_close_s: int = 6300
     # the clock: one AdvanceTime per step (Binance and OKX sample liquidations at 1 s, §7.7)
     step_s: int = 1
     # the oracle publishes the index every n seconds (design; HIP-3's floor is 2.5 s, §9.2)
@@ -141,16 +145,12 @@ class ShockParams:
         _check(self.recovery_s >= 0, "recovery_s >= 0")
         _check(self.kind == "crash" or self.recovery_s == 0, "recovery_s: crash only")
         if self.at:
-            parts = self.at.split(":")
-            ok = len(parts) in (2, 3) and all(p.isdigit() and len(p) == 2 for p in parts)
-            _check(ok and int(parts[0]) < 24 and all(int(p) < 60 for p in parts[1:]),
-                   "at: HH:MM or HH:MM:SS")
+            _clock_seconds(self.at, "at")
 
     @property
     def at_seconds(self) -> int:
         """``at`` as seconds after local midnight."""
-        h, m, *s = (int(p) for p in self.at.split(":"))
-        return h * 3600 + m * 60 + (s[0] if s else 0)
+        return _clock_seconds(self.at, "at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,29 +317,83 @@ class ArbParams:
                "requote_s >= 1, withdraw_at_bps > 0")
 
 
-@dataclass(frozen=True, slots=True)
-class EtfParams:
-    """A leveraged ETF's daily rebalancing hedge, routed to the perp (§8 Cheng & Madhavan;
-    §9.6): dH = AUM x (L^2 - L) x r, r the underlying's return since the previous close,
-    sold or bought in equal slices over the last window_s of the session."""
+def _clock_seconds(text: str, key: str) -> int:
+    """``HH:MM`` or ``HH:MM:SS`` as seconds after midnight (ValueError naming ``key``)."""
+    parts = text.split(":")
+    ok = len(parts) in (2, 3) and all(p.isdigit() and len(p) == 2 for p in parts)
+    _check(ok and int(parts[0]) < 24 and all(int(p) < 60 for p in parts[1:]),
+           f"{key}: HH:MM or HH:MM:SS")
+    h, m, *sec = (int(p) for p in parts)
+    return h * 3600 + m * 60 + (sec[0] if sec else 0)
 
-    enabled: bool = True
-    # the CSOP SK Hynix product is 2x (§6.2)
+
+@dataclass(frozen=True, slots=True)
+class EtfProductParams:
+    """One daily-rebalanced leveraged (L >= 2) or inverse (L <= -1) product on the underlying.
+
+    Its hedge (§8 Cheng & Madhavan; §9.6): dH = AUM x (L^2 - L) x r, r the underlying's return
+    since the previous close, traded on the perp in equal slices over the last ``window_s``
+    before the close of the market where the product trades (``zone``, ``close``: local time).
+    L^2 - L is 2 for 2x and -1x, 6 for 3x and -2x: inverse products sell into a fall too."""
+
+    name: str = "CSOP 2x (HKEX)"
     leverage: int = 2
-    # AUM = aum_ratio x the ants' total deposits. 0.24 = CSOP's $5.38B AUM (2026-05-05, §6.2)
-    # x 1,440 KRW / the KOSPI margin-credit balance, 32.7 trillion KRW on 2025-05-22 (data:
-    # kospi-margin-credit): retail's ETF leverage next to its margin leverage
+    # AUM = aum_ratio x the ants' total deposits (the cohorts are a scale model of Korean
+    # retail; docs/scenarios.md says where each product's ratio comes from, or that it is
+    # assumed)
     aum_ratio: float = 0.24
-    # "near the close" (issue): the last ten minutes, in 10 s slices: design (the real hedge
-    # lands after KRX's close, §9.6)
+    zone: str = "Asia/Hong_Kong"
+    close: str = "16:00"
     window_s: int = 600
     slice_s: int = 10
 
     def __post_init__(self) -> None:
-        _check(self.leverage != 0 and self.leverage != 1, "leverage: not 0 or 1 (no rebalance)")
+        _check(bool(self.name), "name is required")
+        _check(self.leverage >= 2 or self.leverage <= -1,
+               "leverage: >= 2 or <= -1 (0 and 1 never rebalance)")
         _check(self.aum_ratio >= 0, "aum_ratio >= 0")
+        _check(self.zone in ZONES, f"zone: one of {', '.join(ZONES)}")
+        _clock_seconds(self.close, "close")
         _check(self.window_s >= 1 and 1 <= self.slice_s <= self.window_s,
                "window_s >= 1, 1 <= slice_s <= window_s")
+        _check(self.window_s <= self.close_seconds, "window_s: starts after local midnight")
+
+    @property
+    def close_seconds(self) -> int:
+        """``close`` as seconds after local midnight."""
+        return _clock_seconds(self.close, "close")
+
+
+def _etf_products() -> tuple[EtfProductParams, ...]:
+    return (
+        # CSOP's SK Hynix 2x on HKEX, $5.38B on 2026-05-05, the world's largest single-stock
+        # leveraged ETP (§6.2). AUM ratio: $5.38B x 1,440 = 7.75 trillion KRW over the KOSPI
+        # margin-credit balance, 32.71 trillion KRW on 2025-05-22 (data: kospi-margin-credit):
+        # retail's ETF leverage next to its margin leverage. HKEX closes 16:00 HKT = 17:00
+        # KST, after KRX's 15:30 close (§6.3, §9.6): the hedge lands on the perp then
+        EtfProductParams(),
+        # KRX's single-stock -2x on SK Hynix (listed 2026-05-27, §6.2), hedged in the last ten
+        # minutes before KRX's close. Its AUM is assumed (none published in our sources):
+        # an eighth of the HKEX product's; with L^2 - L = 6 its hedge is 3/8 of the 2x one's
+        EtfProductParams(name="KRX -2x", leverage=-2, aum_ratio=0.03,
+                         zone="Asia/Seoul", close="15:30"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EtfParams:
+    """The leveraged and inverse products on the underlying: each rebalances daily at the
+    close of its own market (EtfProductParams), through its own account on the perp."""
+
+    enabled: bool = True
+    products: tuple[EtfProductParams, ...] = field(default_factory=_etf_products)
+    # multiplies every product's AUM (a sweep's one knob over the ETF flow): design
+    aum_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check(self.aum_scale >= 0, "aum_scale >= 0")
+        names = [p.name for p in self.products]
+        _check(len(set(names)) == len(names), "products: every name is different")
 
 
 @dataclass(frozen=True, slots=True)

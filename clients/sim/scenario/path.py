@@ -39,7 +39,7 @@ from gaemi.clients.sim.scenario.params import PathParams, ShockParams
 from gaemi.risk.calendar import NS_PER_DAY, NS_PER_SECOND, days_from_civil, utc_offset_ns
 from gaemi.risk.markets import MarketSpec
 
-__all__ = ["DayPlan", "build_days", "series_for"]
+__all__ = ["DayPlan", "build_days", "local_midnight_ns", "series_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +73,7 @@ def series_for(spec: MarketSpec, params: PathParams) -> str:
     return SERIES_OF[spec.symbol]
 
 
-def _local_midnight_ns(day: str, zone: str) -> int:
+def local_midnight_ns(day: str, zone: str) -> int:
     d = date.fromisoformat(day)
     utc_midnight = days_from_civil(d.year, d.month, d.day) * NS_PER_DAY
     # the zone's offset at local noon of that day (no DST change happens at noon)
@@ -105,7 +105,7 @@ def build_days(spec: MarketSpec, params: PathParams, shocks: tuple[ShockParams, 
     plans = []
     for i in chosen:
         bar, prev = bars[i], bars[i - 1]
-        midnight = _local_midnight_ns(bar.date, session.zone)
+        midnight = local_midnight_ns(bar.date, session.zone)
         open_ts = midnight + session.open_min * 60 * NS_PER_SECOND
         close_ts = midnight + session.close_min * 60 * NS_PER_SECOND
         n = (close_ts - open_ts) // NS_PER_SECOND
