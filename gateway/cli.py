@@ -64,6 +64,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "serve", help="run the exchange on a websocket (JSON or msgpack)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=_port, default=DEFAULT_PORT, help="0: any free port")
+    p.add_argument("--binance-port", type=_port, default=None,
+                   help="also serve the Binance USDⓈ-M REST facade on this port "
+                        "(docs/binance-api.md; 0: any free port)")
     p.add_argument("--journal", default=str(DATA_DIR / "journal.gaemij"),
                    help="command journal; recovered when it exists ('none': no journal)")
     p.add_argument("--keys", help="API key file (docs/protocol.md §3); default: dev keys")
@@ -127,11 +130,14 @@ def server_from_args(args: argparse.Namespace) -> Server:
                     max_connections_per_address=args.max_connections_per_address)
     server = Server(host=args.host, port=args.port, journal=journal, keys=keys,
                     book=args.book, limits=limits, durability=args.durability,
-                    snapshot_every=args.snapshot_every or None, send_buffer=args.send_buffer)
+                    snapshot_every=args.snapshot_every or None, send_buffer=args.send_buffer,
+                    binance_port=args.binance_port)
     try:
         server.bind()
     except OSError as exc:
-        raise SystemExit(f"cannot listen on {args.host}:{args.port}: "
+        ports = f"{args.port}" + (f" and {args.binance_port}" if args.binance_port is not None
+                                  else "")
+        raise SystemExit(f"cannot listen on {args.host}:{ports}: "
                          f"{exc.strerror or exc}") from None
     server.on_started.append(save)
     return server
@@ -170,6 +176,8 @@ def print_ready(s: Server, args: argparse.Namespace) -> None:
     venue = s.venue
     assert venue is not None
     print(f"gaemi serve: listening on {s.url} (JSON: gaemi.json, msgpack: gaemi.msgpack)")
+    if s.binance_port is not None:
+        print(f"  binance  {s.binance_url}/fapi (Binance USDⓈ-M REST: docs/binance-api.md)")
     print(f"  markets  {', '.join(venue.symbols)}")
     print(f"  journal  {s.journal or 'none'} ({venue.seq} commands, state "
           f"{venue.state_hash()})")

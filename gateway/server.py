@@ -43,12 +43,14 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, NegotiationError
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.typing import Subprotocol
 
+from gaemi.gateway.binance.rest import make_app
 from gaemi.gateway.exchange import Exchange
 from gaemi.gateway.sessions import SLOW_CONSUMER, Conn, Guards, Limits
 from gaemi.gateway.wire.auth import ApiKey
@@ -152,6 +154,8 @@ class Server:
     when ``exchange.tick`` is called, as tests that compare states do).
     ``snapshot_every``: commands between snapshots (None: none; needs a journal).
     ``send_buffer``: the kernel send buffer of each connection, in bytes.
+    ``binance_port``: also serve the Binance USDⓈ-M REST facade (gateway/binance) on this
+    port of ``host`` (0: any free port; None: not at all), on the same event loop.
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
@@ -161,7 +165,7 @@ class Server:
                  tick_interval: float | None = 1.0, durability: str = "fsync",
                  clock: Callable[[], int] = time.time_ns,
                  snapshot_every: int | None = SNAPSHOT_EVERY,
-                 send_buffer: int = SEND_BUFFER) -> None:
+                 send_buffer: int = SEND_BUFFER, binance_port: int | None = None) -> None:
         if durability not in ("fsync", "flush"):
             raise ValueError("durability: 'fsync' or 'flush'")
         self.host = host
@@ -177,6 +181,9 @@ class Server:
         self.clock = clock
         self.snapshot_every = snapshot_every
         self.send_buffer = send_buffer
+        self.binance_port = binance_port
+        self._binance: web.AppRunner | None = None
+        self._binance_sock: socket.socket | None = None
         self.exchange: Exchange | None = None
         self.failure: BaseException | None = None
         self.dropped: list[tuple[int, int, str]] = []  # (connection, close code, reason)
@@ -203,6 +210,11 @@ class Server:
         return f"ws://{self.host}:{self.port}"
 
     @property
+    def binance_url(self) -> str:
+        """The Binance facade's base URL (``http://host:port``; routes under ``/fapi``)."""
+        return f"http://{self.host}:{self.binance_port}"
+
+    @property
     def venue(self) -> Venue | None:
         """The venue (the exchange's: it is replaced when a defect rolls it back)."""
         return self.exchange.venue if self.exchange is not None else None
@@ -210,20 +222,18 @@ class Server:
     # -- lifecycle --------------------------------------------------------------------------
 
     def bind(self) -> None:
-        """Bind the listening address (before anything else is created, so that a port in
+        """Bind the listening addresses (before anything else is created, so that a port in
         use fails without side effects). ``start`` calls it when needed."""
         if self._sock is not None:
             return
-        infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM,
-                                   flags=socket.AI_PASSIVE)
-        family, kind, proto, _, address = infos[0]
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(address)
-        except BaseException:
-            sock.close()
-            raise
+        sock = _listen(self.host, self.port)
+        if self.binance_port is not None:
+            try:
+                self._binance_sock = _listen(self.host, self.binance_port)
+            except BaseException:
+                sock.close()
+                raise
+            self.binance_port = self._binance_sock.getsockname()[1]
         self._sock = sock
         self.port = sock.getsockname()[1]
 
@@ -234,6 +244,8 @@ class Server:
         except BaseException:
             if self._sock is not None:
                 self._sock.close()
+            if self._binance_sock is not None:
+                self._binance_sock.close()
             if self.exchange is not None:
                 self.exchange.venue.close()
             raise
@@ -299,6 +311,13 @@ class Server:
         if self.tick_interval is not None:
             self._tasks.append(asyncio.create_task(self._ticker(), name="gaemi-ticker"))
         log.info("listening on %s", self.url)
+        if self.binance_port is not None:
+            runner = web.AppRunner(make_app(self), access_log=None, handle_signals=False)
+            await runner.setup()
+            self._binance = runner
+            assert self._binance_sock is not None
+            await web.SockSite(runner, self._binance_sock).start()
+            log.info("Binance USDⓈ-M facade on %s", self.binance_url)
 
     def _restore(self, position: Any) -> Venue:
         """The venue as its journal had it at ``position`` (after a defect: Exchange)."""
@@ -316,6 +335,8 @@ class Server:
             await self.stopped.wait()
             return
         self._stopping = True
+        if self._binance is not None:
+            await self._binance.cleanup()
         for task in self._tasks[1:]:
             task.cancel()
         if not self._tasks[0].done():
@@ -594,3 +615,17 @@ def _select_subprotocol(ws: ServerConnection,
         if name in offered:
             return Subprotocol(name)
     raise NegotiationError(f"unsupported subprotocol; this server speaks {', '.join(SUBPROTOCOLS)}")
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host``:``port`` (0: any free port), not yet listening."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock

@@ -1,0 +1,92 @@
+"""Binance's symbols and decimal strings, converted exactly to the venue's integers.
+
+Binance USDⓈ-M names a perp ``<BASE>USDT`` and writes prices (USD a share) and quantities
+(shares) as decimal strings. The venue counts ticks (``tick_size`` micro-dollars a share) and
+lots (``lot_size`` shares). Every conversion here is exact integer arithmetic: a string that
+is not a whole number of ticks or lots is refused (Binance's filter errors), never rounded, and
+no float touches a price or a size.
+
+Symbols: ``SKHYNIX-PERP`` <-> ``SKHYNIXUSDT`` (drop ``-PERP``, add ``USDT``; the margin asset is
+USDT, one USDT = one of the venue's dollars). docs/binance-api.md has the table.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+from gaemi.risk.markets import UNIT, MarketSpec
+
+__all__ = ["BinanceSymbols", "OffGrid", "binance_symbol", "decimal_text", "lots_text",
+           "parse_decimal", "price_text", "to_lots", "to_ticks"]
+
+QUOTE = "USDT"
+_DECIMAL = re.compile(r"[0-9]{1,20}(\.[0-9]{1,20})?")  # ASCII digits only
+
+
+class OffGrid(ValueError):
+    """A decimal that is not a whole number of ticks or lots."""
+
+
+def binance_symbol(venue_symbol: str) -> str:
+    return venue_symbol.removesuffix("-PERP").replace("-", "") + QUOTE
+
+
+class BinanceSymbols:
+    """The two names of every market, both ways."""
+
+    def __init__(self, venue_symbols: list[str]) -> None:
+        self.to_venue = {binance_symbol(s): s for s in venue_symbols}
+        if len(self.to_venue) != len(venue_symbols):
+            raise ValueError("two markets share a Binance symbol")
+        self.to_binance = {v: b for b, v in self.to_venue.items()}
+
+
+def decimal_text(value: Fraction) -> str:
+    """An exact decimal (its denominator divides a power of ten) as Binance writes it:
+    no exponent, no trailing zeros, at least one digit before the point."""
+    sign = "-" if value < 0 else ""
+    value = abs(value)
+    whole, rest = divmod(value.numerator, value.denominator)
+    digits = ""
+    while rest:
+        if len(digits) > 30:
+            raise ValueError(f"{value} is not a decimal")
+        rest *= 10
+        digit, rest = divmod(rest, value.denominator)
+        digits += str(digit)
+    return f"{sign}{whole}" + (f".{digits}" if digits else "")
+
+
+def parse_decimal(text: str) -> Fraction:
+    """A non-negative decimal string (``"1234.5"``) exactly; ValueError for anything else
+    (signs, exponents, spaces, more than 20 digits either side of the point)."""
+    if not isinstance(text, str) or not _DECIMAL.fullmatch(text):
+        raise ValueError(f"not a decimal: {text!r}")
+    return Fraction(text)
+
+
+def price_text(ticks: int, spec: MarketSpec) -> str:
+    """Ticks as USD a share."""
+    return decimal_text(Fraction(ticks * spec.tick_size, UNIT))
+
+
+def lots_text(lots: int, spec: MarketSpec) -> str:
+    """Lots as shares."""
+    return decimal_text(lots * Fraction(spec.lot_size))
+
+
+def to_ticks(text: str, spec: MarketSpec) -> int:
+    """USD a share -> ticks; OffGrid if it is not a whole number of ticks."""
+    ticks = parse_decimal(text) * UNIT / spec.tick_size
+    if ticks.denominator != 1:
+        raise OffGrid(f"{text} is not a multiple of the tick size {price_text(1, spec)}")
+    return int(ticks)
+
+
+def to_lots(text: str, spec: MarketSpec) -> int:
+    """Shares -> lots; OffGrid if it is not a whole number of lots."""
+    lots = parse_decimal(text) / Fraction(spec.lot_size)
+    if lots.denominator != 1:
+        raise OffGrid(f"{text} is not a multiple of the step size {spec.lot_size}")
+    return int(lots)
