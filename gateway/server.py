@@ -51,6 +51,7 @@ from websockets.protocol import State
 from websockets.typing import Subprotocol
 
 from gaemi.gateway.binance.rest import make_app
+from gaemi.gateway.binance.tape import Tape
 from gaemi.gateway.exchange import Exchange
 from gaemi.gateway.sessions import SLOW_CONSUMER, Conn, Guards, Limits
 from gaemi.gateway.wire.auth import ApiKey
@@ -184,6 +185,7 @@ class Server:
         self.binance_port = binance_port
         self._binance: web.AppRunner | None = None
         self._binance_sock: socket.socket | None = None
+        self.tape: Tape | None = None  # the Binance facade's trades, candles and fundings
         self.exchange: Exchange | None = None
         self.failure: BaseException | None = None
         self.dropped: list[tuple[int, int, str]] = []  # (connection, close code, reason)
@@ -281,8 +283,12 @@ class Server:
             for key in dev_keys(self.dev_accounts).values():
                 self.keys.setdefault(key.key, key)
         restore = self._restore if self.journal is not None else None
+        if self.binance_port is not None:  # the facade's history, from the venue's events
+            self.tape = Tape({s: venue.spec(s).multiplier for s in venue.symbols},
+                             lambda: self.venue.time if self.venue is not None else 0)
         self.exchange = Exchange(venue, self.keys, limits=self.limits, restore=restore,
-                                 guards=guards)
+                                 guards=guards,
+                                 observer=self.tape.observe if self.tape is not None else None)
         cancelled = self.exchange.recover_guards()
         if cancelled:
             log.info("cancelled the orders of %d accounts whose cancel-on-disconnect or "
@@ -312,7 +318,9 @@ class Server:
             self._tasks.append(asyncio.create_task(self._ticker(), name="gaemi-ticker"))
         log.info("listening on %s", self.url)
         if self.binance_port is not None:
-            runner = web.AppRunner(make_app(self), access_log=None, handle_signals=False)
+            assert self.tape is not None
+            runner = web.AppRunner(make_app(self, self.tape), access_log=None,
+                                   handle_signals=False)
             await runner.setup()
             self._binance = runner
             assert self._binance_sock is not None

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import orjson
 from aiohttp import web
 
+from gaemi.gateway.binance.tape import MINUTE_MS, Candle, Tape
 from gaemi.gateway.binance.units import (
     QUOTE,
     BinanceSymbols,
@@ -25,7 +26,7 @@ from gaemi.gateway.binance.units import (
     lots_text,
     price_text,
 )
-from gaemi.risk.markets import PPB, MarketSpec
+from gaemi.risk.markets import PPB, UNIT, MarketSpec
 from gaemi.risk.venue import Venue
 
 __all__ = ["BinanceError", "Source", "make_app"]
@@ -33,6 +34,9 @@ __all__ = ["BinanceError", "Source", "make_app"]
 NS_PER_MS = 1_000_000
 _INTEGER = re.compile(r"[0-9]{1,18}")  # ASCII digits (str.isdigit admits any script's)
 DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+KLINE_MINUTES = {"1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "2h": 120,
+                 "4h": 240, "6h": 360, "8h": 480, "12h": 720, "1d": 1440}
+DAY_MS = 24 * 3600 * 1000
 # the request weight Binance publishes, reported in rateLimits (enforced: a later change)
 WEIGHT_PER_MINUTE = 2400
 ORDERS_PER_MINUTE = 1200
@@ -94,6 +98,16 @@ class _Params:
             raise _missing(name)
         return value
 
+    def limit(self, default: int, most: int) -> int:
+        value = self.integer("limit", default)
+        if not 1 <= value <= most:
+            raise BinanceError(-1130, f"Data sent for parameter 'limit' is not valid; "
+                               f"1 to {most}.")
+        return value
+
+    def optional(self, name: str) -> int | None:
+        return None if self.items.get(name) is None else self.integer(name, 0)
+
     def integer(self, name: str, default: int) -> int:
         text = self.get(name)
         if text is None:
@@ -112,8 +126,9 @@ class _Params:
 
 
 class _Facade:
-    def __init__(self, source: Source) -> None:
+    def __init__(self, source: Source, tape: Tape) -> None:
         self.source = source
+        self.tape = tape
         self._symbols: BinanceSymbols | None = None
 
     # -- reading the venue ------------------------------------------------------------------
@@ -273,6 +288,154 @@ class _Facade:
                       "time": self.venue_ms()})
 
 
+    async def trades(self, request: web.Request) -> web.Response:
+        params = _Params(request)
+        symbol = self.market(params.need("symbol"))
+        limit = params.limit(500, 1000)
+        params.done()
+        spec = self.venue().spec(symbol)
+        recent = list(self.tape.markets[symbol].trades)[-limit:]
+        return _json([{"id": t.trade_id, "price": price_text(t.price, spec),
+                       "qty": lots_text(t.qty, spec),
+                       "quoteQty": _usd(t.price * t.qty * spec.multiplier), "time": t.ms,
+                       "isBuyerMaker": t.buyer_is_maker} for t in recent])
+
+    async def agg_trades(self, request: web.Request) -> web.Response:
+        params = _Params(request)
+        symbol = self.market(params.need("symbol"))
+        from_id = params.optional("fromId")
+        start, end = params.optional("startTime"), params.optional("endTime")
+        limit = params.limit(500, 1000)
+        params.done()
+        if from_id is not None and (start is not None or end is not None):
+            raise BinanceError(-1128, "Combination of optional parameters invalid.")
+        spec = self.venue().spec(symbol)
+        rows = list(self.tape.markets[symbol].aggs)
+        if from_id is not None:
+            rows = [a for a in rows if a.agg_id >= from_id][:limit]
+        elif start is not None or end is not None:
+            rows = [a for a in rows if (start is None or a.ms >= start)
+                    and (end is None or a.ms <= end)][:limit]
+        else:
+            rows = rows[-limit:]
+        return _json([{"a": a.agg_id, "p": price_text(a.price, spec), "q": lots_text(a.qty, spec),
+                       "f": a.first_id, "l": a.last_id, "T": a.ms, "m": a.buyer_is_maker}
+                      for a in rows])
+
+    async def klines(self, request: web.Request) -> web.Response:
+        params = _Params(request)
+        symbol = self.market(params.need("symbol"))
+        interval = params.need("interval")
+        start, end = params.optional("startTime"), params.optional("endTime")
+        limit = params.limit(500, 1500)
+        params.done()
+        if interval not in KLINE_MINUTES:
+            raise BinanceError(-1120, "Invalid interval.")
+        spec = self.venue().spec(symbol)
+        width = KLINE_MINUTES[interval] * MINUTE_MS
+        bars: list[Candle] = []
+        for c in self.tape.markets[symbol].candles:
+            open_ms = c.open_ms - c.open_ms % width
+            if (start is not None and open_ms + width <= start) or \
+                    (end is not None and open_ms > end):
+                continue
+            if bars and bars[-1].open_ms == open_ms:
+                _merge(bars[-1], c)
+            else:
+                bars.append(Candle(open_ms, c.open, c.high, c.low, c.close, c.volume, c.quote,
+                                   c.taker_buy_volume, c.taker_buy_quote, c.trades,
+                                   c.first_id, c.last_id))
+        bars = bars[:limit] if start is not None else bars[-limit:]
+        return _json([[b.open_ms, price_text(b.open, spec), price_text(b.high, spec),
+                       price_text(b.low, spec), price_text(b.close, spec),
+                       lots_text(b.volume, spec), b.open_ms + width - 1, _usd(b.quote), b.trades,
+                       lots_text(b.taker_buy_volume, spec), _usd(b.taker_buy_quote), "0"]
+                      for b in bars])
+
+    async def ticker_24hr(self, request: web.Request) -> web.Response:
+        params = _Params(request)
+        chosen = self.chosen(params)
+        params.done()
+        venue = self.venue()
+        now = self.venue_ms()
+        rows = []
+        for s in chosen or venue.symbols:
+            spec = venue.spec(s)
+            tape = self.tape.markets[s]
+            day = [c for c in tape.candles if c.open_ms > now - DAY_MS]
+            last = tape.trades[-1] if tape.trades else None
+            row: dict[str, Any] = {"symbol": self.symbols().to_binance[s]}
+            if day:
+                volume = sum(c.volume for c in day)
+                quote = sum(c.quote for c in day)
+                first, close = day[0].open, day[-1].close
+                row.update({
+                    "priceChange": price_text(close - first, spec),
+                    "priceChangePercent": _fixed(Fraction(100 * (close - first), first), 3),
+                    "weightedAvgPrice": _fixed(Fraction(quote, UNIT)
+                                               / (volume * Fraction(spec.lot_size)), 8),
+                    "openPrice": price_text(first, spec),
+                    "highPrice": price_text(max(c.high for c in day), spec),
+                    "lowPrice": price_text(min(c.low for c in day), spec),
+                    "volume": lots_text(volume, spec), "quoteVolume": _usd(quote),
+                    "openTime": day[0].open_ms, "firstId": day[0].first_id,
+                    "lastId": day[-1].last_id, "count": sum(c.trades for c in day)})
+            else:
+                zero = price_text(0, spec)
+                row.update({"priceChange": zero, "priceChangePercent": "0.000",
+                            "weightedAvgPrice": zero, "openPrice": zero, "highPrice": zero,
+                            "lowPrice": zero, "volume": lots_text(0, spec), "quoteVolume": "0",
+                            "openTime": now - DAY_MS, "firstId": -1, "lastId": -1, "count": 0})
+            row.update({"lastPrice": price_text(last.price if last else 0, spec),
+                        "lastQty": lots_text(last.qty if last else 0, spec), "closeTime": now})
+            rows.append(row)
+        return _json(rows[0] if chosen else rows)
+
+    async def funding_rate(self, request: web.Request) -> web.Response:
+        params = _Params(request)
+        symbol_text = params.get("symbol")
+        start, end = params.optional("startTime"), params.optional("endTime")
+        limit = params.limit(100, 1000)
+        params.done()
+        venue = self.venue()
+        chosen = [self.market(symbol_text)] if symbol_text is not None else venue.symbols
+        rows = []
+        for s in chosen:
+            spec = venue.spec(s)
+            for f in self.tape.markets[s].fundings:
+                if (start is None or f.ms >= start) and (end is None or f.ms <= end):
+                    rows.append({"symbol": self.symbols().to_binance[s],
+                                 "fundingRate": _rate(f.rate), "fundingTime": f.ms,
+                                 "markPrice": price_text(f.price, spec)})
+        rows.sort(key=lambda r: (r["fundingTime"], r["symbol"]))
+        return _json(rows[:limit] if start is not None else rows[-limit:])
+
+
+def _merge(bar: Candle, c: Candle) -> None:
+    bar.high = max(bar.high, c.high)
+    bar.low = min(bar.low, c.low)
+    bar.close = c.close
+    bar.volume += c.volume
+    bar.quote += c.quote
+    bar.taker_buy_volume += c.taker_buy_volume
+    bar.taker_buy_quote += c.taker_buy_quote
+    bar.trades += c.trades
+    bar.last_id = c.last_id
+
+
+def _usd(micro: int) -> str:
+    """Micro-dollars as USD(T)."""
+    return decimal_text(Fraction(micro, UNIT))
+
+
+def _fixed(value: Fraction, places: int) -> str:
+    """``value`` rounded half to even at ``places`` decimals, written with all of them."""
+    scaled = round(value * 10**places)
+    sign = "-" if scaled < 0 else ""
+    whole, part = divmod(abs(scaled), 10**places)
+    return f"{sign}{whole}.{str(part).rjust(places, '0')}"
+
+
 _HOUR_NS = 3600 * 1_000_000_000
 _EIGHT_HOURS_NS = 8 * _HOUR_NS
 
@@ -349,9 +512,10 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _json({"code": -1020, "msg": "This operation is not supported."}, 405)
 
 
-def make_app(source: Source) -> web.Application:
-    """The aiohttp application of the facade, reading ``source``."""
-    facade = _Facade(source)
+def make_app(source: Source, tape: Tape) -> web.Application:
+    """The aiohttp application of the facade, reading ``source`` and the history ``tape``
+    records (the exchange's observer)."""
+    facade = _Facade(source, tape)
     app = web.Application(middlewares=[_errors], client_max_size=64 * 1024)
     routes = [
         ("/fapi/v1/ping", facade.ping),
@@ -364,6 +528,11 @@ def make_app(source: Source) -> web.Application:
         ("/fapi/v1/premiumIndex", facade.premium_index),
         ("/fapi/v1/fundingInfo", facade.funding_info),
         ("/fapi/v1/openInterest", facade.open_interest),
+        ("/fapi/v1/trades", facade.trades),
+        ("/fapi/v1/aggTrades", facade.agg_trades),
+        ("/fapi/v1/klines", facade.klines),
+        ("/fapi/v1/ticker/24hr", facade.ticker_24hr),
+        ("/fapi/v1/fundingRate", facade.funding_rate),
     ]
     for path, handler in routes:
         app.router.add_get(path, handler)

@@ -224,8 +224,10 @@ def test_only_plain_decimals_are_read(text: str) -> None:
 # -- fuzz ---------------------------------------------------------------------------------------
 
 _ROUTES = ["ping", "time", "exchangeInfo", "depth", "ticker/price", "ticker/bookTicker",
-           "premiumIndex", "fundingInfo", "openInterest", "order", "klines"]
-_NAMES = ["symbol", "limit", "timestamp", "signature", "side", "x"]
+           "premiumIndex", "fundingInfo", "openInterest", "trades", "aggTrades", "klines",
+           "ticker/24hr", "fundingRate", "order"]
+_NAMES = ["symbol", "limit", "interval", "startTime", "endTime", "fromId", "timestamp",
+          "signature", "x"]
 
 
 @settings(max_examples=150, deadline=None,
@@ -249,8 +251,8 @@ def test_fuzzed_requests_get_json_answers_and_leave_the_venue_alone(
 
 @pytest.fixture(scope="module")
 def fuzz_server() -> Iterator[LiveServer]:
-    with live_server(binance_port=0) as live:
-        _rest_a_book(live)
+    with live_server(binance_port=0, clock=lambda: T0) as live:
+        _trade_history(live)
         yield live
 
 
@@ -285,3 +287,98 @@ def test_gaemi_serve_says_in_one_line_when_the_facades_port_is_taken(tmp_path: P
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
         f"gaemi: error: cannot listen on 127.0.0.1:0 and {port}: Address already in use"]
+
+
+# -- history: trades, candles, the day's ticker, funding ----------------------------------------
+
+T0 = 1_796_734_800_000_000_000  # Tue 2026-12-08 15:00 UTC, 10:00 in New York: NVDA is open
+MIN = 60_000_000_000
+
+
+def _trade_history(live: LiveServer) -> None:
+    """At T0 account 1 rests asks; at T0 + 61 s account 2 lifts two levels with one order;
+    at T0 + 125 s account 3 sells into a bid; then the clock passes a funding settlement."""
+    exchange = live.server.exchange
+
+    def at(ns: int, *commands: PlaceOrder) -> None:
+        live.tick(ns)
+
+        def run() -> None:
+            for c in commands:
+                events = exchange.system(c)
+                assert type(events[0]).__name__ == "OrderAccepted", events
+            exchange.end_batch()
+        live.on_loop(run)
+
+    at(T0, PlaceOrder(1, SYM, SELL, 10_010, 40), PlaceOrder(1, SYM, SELL, 10_020, 60),
+       PlaceOrder(1, SYM, BUY, 9_990, 500))
+    at(T0 + 61 * 10**9, PlaceOrder(2, SYM, BUY, 10_020, 100))  # 40 @ 100.10, 60 @ 100.20
+    at(T0 + 125 * 10**9, PlaceOrder(3, SYM, SELL, 9_990, 25))  # 25 @ 99.90
+    next_funding = live.server.venue.market(SYM).next_funding_ts
+    live.tick(next_funding)
+
+
+def test_ccxt_reads_trades_candles_the_days_ticker_and_funding_history() -> None:
+    with live_server(binance_port=0, clock=lambda: T0) as live:
+        _trade_history(live)
+        exchange = _binanceusdm(live)
+        exchange.load_markets()
+        symbol = "NVDA/USDT:USDT"
+
+        # Act
+        trades = exchange.fetch_trades(symbol)
+        candles = exchange.fetch_ohlcv(symbol, "1m")
+        five = exchange.fetch_ohlcv(symbol, "5m")
+        ticker = exchange.fetch_ticker(symbol)
+        fundings = exchange.fetch_funding_rate_history(symbol)
+
+        # Assert: the three fills, as aggregate trades (ccxt's default): one per taker order
+        # and price; times in venue ms
+        t0_ms = T0 // 1_000_000
+        assert [(t["price"], t["amount"], t["side"], t["timestamp"]) for t in trades] == [
+            (100.10, 0.40, "buy", t0_ms + 61_000), (100.20, 0.60, "buy", t0_ms + 61_000),
+            (99.90, 0.25, "sell", t0_ms + 125_000)]
+        # a candle for each minute with trades: [open, high, low, close, volume]
+        minute = t0_ms - t0_ms % 60_000
+        assert candles == [[minute + 60_000, 100.10, 100.20, 100.10, 100.20, 1.0],
+                           [minute + 120_000, 99.90, 99.90, 99.90, 99.90, 0.25]]
+        assert five == [[minute - minute % 300_000, 100.10, 100.20, 99.90, 99.90, 1.25]]
+        # the last 24 hours: open 100.10, last 99.90; 1.25 shares for $125.135
+        # (40.04 + 60.12 + 24.975)
+        assert (ticker["open"], ticker["high"], ticker["low"], ticker["last"]) == (
+            100.10, 100.20, 99.90, 99.90)
+        assert ticker["baseVolume"] == 1.25 and ticker["quoteVolume"] == pytest.approx(125.135)
+        assert ticker["vwap"] == pytest.approx(125.135 / 1.25)
+        # the settlement the clock passed, at its rate
+        settled = [e for e in live.server.tape.markets[SYM].fundings]
+        assert len(settled) == 1 and len(fundings) == 1
+        assert fundings[0]["fundingRate"] == pytest.approx(settled[0].rate / 1e9)
+        assert fundings[0]["timestamp"] == settled[0].ms
+
+
+def test_the_history_routes_answer_exactly() -> None:
+    with live_server(binance_port=0, clock=lambda: T0) as live:
+        _trade_history(live)
+        t0_ms = T0 // 1_000_000
+
+        status, trades = _get(live, "/fapi/v1/trades?symbol=NVDAUSDT&limit=2")
+        assert status == 200 and [(t["price"], t["qty"], t["quoteQty"], t["isBuyerMaker"])
+                                  for t in trades] == [("100.2", "0.6", "60.12", False),
+                                                       ("99.9", "0.25", "24.975", True)]
+        status, aggs = _get(live, f"/fapi/v1/aggTrades?symbol=NVDAUSDT&startTime={t0_ms}"
+                                  f"&endTime={t0_ms + 100_000}")
+        assert status == 200 and [(a["p"], a["q"], a["f"], a["l"]) for a in aggs] == [
+            ("100.1", "0.4", trades[0]["id"] - 1, trades[0]["id"] - 1),
+            ("100.2", "0.6", trades[0]["id"], trades[0]["id"])]
+        status, body = _get(live, "/fapi/v1/aggTrades?symbol=NVDAUSDT&fromId=1&startTime=0")
+        assert (status, body["code"]) == (400, -1128)
+        status, day = _get(live, "/fapi/v1/ticker/24hr?symbol=NVDAUSDT")
+        assert status == 200 and (day["priceChange"], day["priceChangePercent"], day["count"],
+                                  day["quoteVolume"], day["weightedAvgPrice"]) == (
+            "-0.2", "-0.200", 3, "125.135", "100.10800000")
+        status, bars = _get(live, "/fapi/v1/klines?symbol=NVDAUSDT&interval=1h")
+        assert status == 200 and len(bars) == 1 and bars[0][8] == 3 and bars[0][5] == "1.25"
+        status, body = _get(live, "/fapi/v1/klines?symbol=NVDAUSDT&interval=7m")
+        assert (status, body["code"]) == (400, -1120)
+        status, body = _get(live, "/fapi/v1/trades?symbol=NVDAUSDT&limit=1001")
+        assert (status, body["code"]) == (400, -1130)

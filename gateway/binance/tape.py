@@ -1,0 +1,133 @@
+"""The public history the Binance routes read: trades, aggregate trades, one-minute candles and
+funding settlements, recorded from the venue's events as the sequencer runs them.
+
+The venue keeps state, not history, so the facade keeps what Binance serves: every fill (a
+trade), fills of one taker order at one price merged into an aggregate trade (Binance's
+definition), a candle per minute of venue time with trades in it, and every funding
+settlement. Each is bounded (the oldest are dropped) and starts empty when the server starts:
+history from before a restart is not rebuilt from the journal. Times are venue time.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from gaemi.engine.codes import Side
+from gaemi.risk.events import Fill, FundingSettled
+
+__all__ = ["AggTrade", "Candle", "Funding", "Tape", "Trade"]
+
+NS_PER_MS = 1_000_000
+MINUTE_MS = 60_000
+MAX_TRADES = 50_000  # per market
+MAX_CANDLES = 7 * 24 * 60  # a week of one-minute candles per market
+MAX_FUNDINGS = 1_000  # per market
+
+
+@dataclass(slots=True)
+class Trade:
+    trade_id: int
+    price: int  # ticks
+    qty: int  # lots
+    ms: int
+    buyer_is_maker: bool
+
+
+@dataclass(slots=True)
+class AggTrade:
+    agg_id: int
+    price: int
+    qty: int
+    first_id: int
+    last_id: int
+    ms: int
+    buyer_is_maker: bool
+    taker_order_id: int
+
+
+@dataclass(slots=True)
+class Candle:
+    open_ms: int  # the minute's start
+    open: int
+    high: int
+    low: int
+    close: int
+    volume: int  # lots
+    quote: int  # micro-dollars (price x lots x multiplier)
+    taker_buy_volume: int
+    taker_buy_quote: int
+    trades: int
+    first_id: int
+    last_id: int
+
+
+@dataclass(slots=True)
+class Funding:
+    ms: int
+    rate: int  # ppb for the interval
+    price: int  # ticks: the settlement's notional basis (the mark, or the index)
+
+
+class _Market:
+    __slots__ = ("trades", "aggs", "candles", "fundings", "next_agg")
+
+    def __init__(self) -> None:
+        self.trades: deque[Trade] = deque(maxlen=MAX_TRADES)
+        self.aggs: deque[AggTrade] = deque(maxlen=MAX_TRADES)
+        self.candles: deque[Candle] = deque(maxlen=MAX_CANDLES)
+        self.fundings: deque[Funding] = deque(maxlen=MAX_FUNDINGS)
+        self.next_agg = 1
+
+
+class Tape:
+    """``observe`` is the Exchange's observer: it sees every command the venue runs."""
+
+    def __init__(self, multipliers: dict[str, int], clock: Any) -> None:
+        self.multipliers = multipliers  # symbol -> micro-dollars per tick per lot
+        self.clock = clock  # () -> venue time, ns
+        self.markets = {s: _Market() for s in multipliers}
+
+    def observe(self, command: Any, events: list[Any]) -> None:
+        ms = self.clock() // NS_PER_MS
+        for e in events:
+            t = type(e)
+            if t is Fill:
+                self._fill(e, ms)
+            elif t is FundingSettled:
+                self.markets[e.symbol].fundings.append(Funding(e.ts_ns // NS_PER_MS, e.rate,
+                                                               e.price))
+
+    def _fill(self, e: Fill, ms: int) -> None:
+        m = self.markets[e.symbol]
+        buyer_is_maker = e.taker_side == Side.SELL
+        m.trades.append(Trade(e.trade_id, e.price, e.qty, ms, buyer_is_maker))
+        last = m.aggs[-1] if m.aggs else None
+        if last is not None and last.taker_order_id == e.taker_order_id and \
+                last.price == e.price and last.ms == ms and e.taker_order_id:
+            last.qty += e.qty
+            last.last_id = e.trade_id
+        else:
+            m.aggs.append(AggTrade(m.next_agg, e.price, e.qty, e.trade_id, e.trade_id, ms,
+                                   buyer_is_maker, e.taker_order_id))
+            m.next_agg += 1
+        minute = ms - ms % MINUTE_MS
+        quote = e.price * e.qty * self.multipliers[e.symbol]
+        bought = not buyer_is_maker
+        c = m.candles[-1] if m.candles else None
+        if c is None or c.open_ms != minute:
+            m.candles.append(Candle(minute, e.price, e.price, e.price, e.price, e.qty, quote,
+                                    e.qty if bought else 0, quote if bought else 0, 1,
+                                    e.trade_id, e.trade_id))
+            return
+        c.high = max(c.high, e.price)
+        c.low = min(c.low, e.price)
+        c.close = e.price
+        c.volume += e.qty
+        c.quote += quote
+        if bought:
+            c.taker_buy_volume += e.qty
+            c.taker_buy_quote += quote
+        c.trades += 1
+        c.last_id = e.trade_id
