@@ -200,6 +200,10 @@ class Server:
         # key file there, so that a server that fails to start leaves nothing behind)
         self.on_started: list[Callable[[], None]] = []
         self._turns: deque[_Link] = deque()  # connections with frames waiting, in turn order
+        # requests of the Binance facade: (account, message, future of the response)
+        self._calls: deque[tuple[int, dict[str, Any], asyncio.Future[Any]]] = deque()
+        self._call_conns: dict[int, Conn] = {}  # account -> its in-process connection
+        self._call_ids = 0
         self._control: deque[str] = deque()  # ticks, shutdown, stop
         self._wake = asyncio.Event()
         self._ws_server: Any = None
@@ -491,8 +495,12 @@ class Server:
                         link.waiting = False
                 if turns:
                     self._wake.set()
+                answered = self._run_calls(now)
                 exchange.end_batch()
                 self._flush_journal()
+                for future, response in answered:  # acknowledged once on disk
+                    if not future.done():
+                        future.set_result(response)
                 self._deliver()
                 try:
                     self._maybe_snapshot()
@@ -507,6 +515,41 @@ class Server:
             self.failure = exc
             self._drained.set()
             asyncio.get_running_loop().create_task(self.stop())
+
+    async def call(self, account_id: int, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Run a native request ``{op, args}`` as ``account_id`` in the sequencer's next batch
+        (ordered with every connection's requests, under the same checks and limits) and
+        return its response once the batch is on disk: the Binance facade's way in."""
+        if self._stopping or self._tasks[0].done():
+            return {"id": None, "ok": False,
+                    "error": {"code": 9002, "msg": "SHUTTING_DOWN: the server is stopping"}}
+        self._call_ids += 1
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._calls.append((account_id, {"id": self._call_ids, "op": op, "args": args},
+                            future))
+        self._wake.set()
+        response: dict[str, Any] = await future
+        return response
+
+    def _run_calls(self, now: int) -> list[tuple[asyncio.Future[Any], Any]]:
+        exchange = self.exchange
+        assert exchange is not None
+        out = []
+        calls = self._calls
+        for _ in range(min(len(calls), FRAMES_PER_TURN)):
+            account, message, future = calls.popleft()
+            conn = self._call_conns.get(account)
+            if conn is None or conn.cid not in exchange.conns:
+                conn = self._call_conns[account] = exchange.open_session(account, now)
+            exchange.handle(conn, message, now)
+            outbox: list[Any] = conn.take_outbox()  # in-process: the messages themselves
+            responses = [m for m in outbox if m.get("id") == message["id"]]
+            out.append((future, responses[0] if responses else
+                        {"id": message["id"], "ok": False,
+                         "error": {"code": 9001, "msg": "INTERNAL_ERROR: no response"}}))
+        if calls:
+            self._wake.set()
+        return out
 
     def _flush_journal(self) -> None:
         venue = self.venue

@@ -15,9 +15,10 @@ from collections.abc import Awaitable, Callable
 from fractions import Fraction
 from typing import Any, Protocol
 
-import orjson
 from aiohttp import web
 
+from gaemi.gateway.binance.errors import BinanceError, json_response
+from gaemi.gateway.binance.signed import SignedRoutes
 from gaemi.gateway.binance.tape import MINUTE_MS, Candle, Tape
 from gaemi.gateway.binance.units import (
     QUOTE,
@@ -42,43 +43,36 @@ WEIGHT_PER_MINUTE = 2400
 ORDERS_PER_MINUTE = 1200
 
 
-class BinanceError(Exception):
-    """An error answered as Binance answers it."""
-
-    def __init__(self, code: int, msg: str, status: int = 400) -> None:
-        super().__init__(msg)
-        self.code = code
-        self.msg = msg
-        self.status = status
-
-
 def _missing(name: str) -> BinanceError:
     return BinanceError(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, "
                         "or malformed.")
 
 
 class Source(Protocol):
-    """What the facade reads: the venue as the sequencer left it, and the server's clock."""
+    """What the facade reads and calls: the venue as the sequencer left it, the server's
+    clock and API keys, and the sequencer (``call``: a native request as an account)."""
 
     @property
     def venue(self) -> Venue | None: ...
 
+    keys: dict[str, Any]
+
     def clock(self) -> int: ...
+
+    async def call(self, account_id: int, op: str, args: dict[str, Any]) -> dict[str, Any]: ...
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(data), status=status,
-                        content_type="application/json")
+_json = json_response
 
 
 class _Params:
-    """A request's query parameters, read once each: what is left unread is an error."""
+    """A request's parameters, read once each: what is left unread is an error."""
 
-    def __init__(self, request: web.Request) -> None:
-        self.items = request.query
+    def __init__(self, request: web.Request | None, items: Any = None) -> None:
+        self.items = request.query if request is not None else items
         self.read: set[str] = set()
 
     def get(self, name: str) -> str | None:
@@ -149,6 +143,13 @@ class _Facade:
         if venue_symbol is None:
             raise BinanceError(-1121, "Invalid symbol.")
         return venue_symbol
+
+    def params_of(self, items: Any) -> _Params:
+        return _Params(None, items)
+
+    def chosen_symbols(self, symbol: str | None) -> list[str]:
+        """The market a ``symbol`` parameter names, or all of them."""
+        return self.venue().symbols if symbol is None else [self.market(symbol)]
 
     def chosen(self, params: _Params) -> list[str] | None:
         """The one market a ``symbol`` parameter names, or None: all of them."""
@@ -517,7 +518,7 @@ def make_app(source: Source, tape: Tape) -> web.Application:
     records (the exchange's observer)."""
     facade = _Facade(source, tape)
     app = web.Application(middlewares=[_errors], client_max_size=64 * 1024)
-    routes = [
+    routes: list[tuple[str, Handler]] = [
         ("/fapi/v1/ping", facade.ping),
         ("/fapi/v1/time", facade.time),
         ("/fapi/v1/exchangeInfo", facade.exchange_info),
@@ -536,4 +537,6 @@ def make_app(source: Source, tape: Tape) -> web.Application:
     ]
     for path, handler in routes:
         app.router.add_get(path, handler)
+    for method, path, handler in SignedRoutes(facade).routes():
+        app.router.add_route(method, path, handler)
     return app

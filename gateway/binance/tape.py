@@ -1,5 +1,6 @@
-"""The public history the Binance routes read: trades, aggregate trades, one-minute candles and
-funding settlements, recorded from the venue's events as the sequencer runs them.
+"""The history the Binance routes read: trades, aggregate trades, one-minute candles, funding
+settlements and every order's life (orders.py), recorded from the venue's events as the
+sequencer runs them.
 
 The venue keeps state, not history, so the facade keeps what Binance serves: every fill (a
 trade), fills of one taker order at one price merged into an aggregate trade (Binance's
@@ -15,9 +16,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from gaemi.engine.codes import Side
-from gaemi.risk.events import Fill, FundingSettled
+from gaemi.gateway.binance.orders import Orders
+from gaemi.risk.events import (
+    ConditionalAccepted,
+    Fill,
+    FundingSettled,
+    OrderAccepted,
+    OrderAmended,
+    OrderCanceled,
+    OrderTriggered,
+)
 
 __all__ = ["AggTrade", "Candle", "Funding", "Tape", "Trade"]
+
+ORDER_EVENTS = {Fill, OrderAccepted, ConditionalAccepted, OrderCanceled, OrderAmended,
+                OrderTriggered}
 
 NS_PER_MS = 1_000_000
 MINUTE_MS = 60_000
@@ -88,11 +101,15 @@ class Tape:
         self.multipliers = multipliers  # symbol -> micro-dollars per tick per lot
         self.clock = clock  # () -> venue time, ns
         self.markets = {s: _Market() for s in multipliers}
+        self.orders = Orders(multipliers)
 
     def observe(self, command: Any, events: list[Any]) -> None:
         ms = self.clock() // NS_PER_MS
+        orders = self.orders
         for e in events:
             t = type(e)
+            if t in ORDER_EVENTS:
+                orders.observe(e, ms)
             if t is Fill:
                 self._fill(e, ms)
             elif t is FundingSettled:

@@ -1,0 +1,487 @@
+"""The signed Binance routes (orders, account, positions), run through the server's sequencer.
+
+Each request is checked (auth.py: key, signature, window, replay), its parameters turned into a
+native request in the venue's integers (exactly: units.py), and run by ``Source.call`` in the
+sequencer's next batch, under the native protocol's checks and limits, with the account of the
+key. Its answer comes back once the batch is on disk and is written in Binance's shape; the
+orders' full state (average price, filled quote, status after they leave the book) comes
+from the recorded history (orders.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from fractions import Fraction
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+from multidict import MultiDict
+
+from gaemi.engine.codes import RejectReason as R
+from gaemi.gateway.binance.auth import Signer
+from gaemi.gateway.binance.errors import BinanceError, from_native, json_response
+from gaemi.gateway.binance.orders import OrderRecord, side_name
+from gaemi.gateway.binance.units import (
+    OffGrid,
+    decimal_text,
+    lots_text,
+    price_text,
+    to_lots,
+    to_ticks,
+)
+from gaemi.risk.markets import UNIT, MarketSpec
+from gaemi.risk.venue import DEFAULT_LEVERAGE
+
+__all__ = ["SignedRoutes"]
+
+_SIGNING = ("timestamp", "recvWindow", "signature")
+_TYPES = ("LIMIT", "MARKET", "STOP_MARKET", "TAKE_PROFIT_MARKET", "STOP", "TAKE_PROFIT")
+_TIFS = ("GTC", "IOC", "FOK", "GTX")
+MAX_BODY = 16 * 1024
+
+
+class SignedRoutes:
+    """Bound to the facade (rest.py ``_Facade``): its venue, symbols, params and clock."""
+
+    def __init__(self, facade: Any) -> None:
+        self.f = facade
+        self.signer = Signer(facade.source.keys)
+
+    # -- the request ------------------------------------------------------------------------
+
+    async def _params(self, request: web.Request) -> tuple[int, Any]:
+        """The account of a correctly signed request and its parameters (query and form
+        body), the signing ones already read."""
+        body = ""
+        if request.method != "GET" and request.can_read_body:
+            raw = await request.content.read(MAX_BODY + 1)
+            if len(raw) > MAX_BODY:
+                raise BinanceError(-1100, "The request body is too large.")
+            try:
+                body = raw.decode("ascii")
+            except UnicodeDecodeError:
+                raise BinanceError(-1100, "Illegal characters found in the body.") from None
+        query = request.rel_url.raw_query_string
+        pairs: MultiDict[str] = MultiDict(request.query)
+        try:
+            pairs.extend(parse_qsl(body, keep_blank_values=True, strict_parsing=bool(body)))
+        except ValueError:
+            raise BinanceError(-1100, "Illegal characters found in the body.") from None
+        flat = {k: v for k, v in pairs.items()}
+        for name in _SIGNING:
+            if len(pairs.getall(name, [])) > 1:
+                raise BinanceError(-1101, f"Duplicate values for parameter '{name}'.")
+        key = self.signer.verify(request.headers.get("X-MBX-APIKEY"), query, body, flat,
+                                 self.f.now_ms(), once=request.method != "GET")
+        params = self.f.params_of(pairs)
+        for name in _SIGNING:
+            params.read.add(name)
+        return key.account_id, params
+
+    async def _call(self, account: int, op: str, args: dict[str, Any], *,
+                    unknown_account: Any = None) -> Any:
+        """The native result; a native error as Binance's (``unknown_account``: the result
+        for an account that never deposited, instead of an error)."""
+        response = await self.f.source.call(account, op, args)
+        if not response["ok"]:
+            error = response["error"]
+            if error["code"] == R.UNKNOWN_ACCOUNT and unknown_account is not None:
+                return unknown_account
+            raise from_native(error["code"], error["msg"])
+        return response["result"]
+
+    # -- orders -----------------------------------------------------------------------------
+
+    async def new_order(self, request: web.Request) -> web.Response:
+        account, p = await self._params(request)
+        symbol = self.f.market(p.need("symbol"))
+        spec = self.f.venue().spec(symbol)
+        side = p.need("side")
+        kind = p.need("type")
+        tif = p.get("timeInForce")
+        qty_text = p.need("quantity")
+        price_text_ = p.get("price")
+        stop_text = p.get("stopPrice")
+        reduce_text = p.get("reduceOnly")
+        cid = p.get("newClientOrderId")
+        position_side = p.get("positionSide")
+        working = p.get("workingType")
+        for ignored in ("newOrderRespType", "priceProtect"):
+            p.get(ignored)
+        p.done()
+        if side not in ("BUY", "SELL"):
+            raise BinanceError(-1117, "Invalid side.")
+        if kind not in _TYPES:
+            raise BinanceError(-1116, "Invalid orderType.")
+        if tif is not None and tif not in _TIFS:
+            raise BinanceError(-1115, "Invalid timeInForce.")
+        if position_side not in (None, "BOTH"):
+            raise BinanceError(-4061, "Order's position side does not match user's setting "
+                               "(one-way mode: positionSide BOTH).")
+        if working not in (None, "MARK_PRICE"):
+            raise BinanceError(-4000, "Conditional orders trigger on the mark price "
+                               "(workingType MARK_PRICE).")
+        if reduce_text not in (None, "true", "false"):
+            raise BinanceError(-1100, "Illegal characters found in parameter 'reduceOnly'.")
+        args: dict[str, Any] = {"symbol": symbol, "side": side, "type": kind,
+                                "qty": _lots(qty_text, spec)}
+        limit = kind in ("LIMIT", "STOP", "TAKE_PROFIT")
+        if limit:
+            if price_text_ is None:
+                raise _missing("price")
+            if kind == "LIMIT" and tif is None:
+                raise _missing("timeInForce")
+            args["price"] = _ticks(price_text_, spec, "price")
+        elif price_text_ is not None:
+            raise BinanceError(-1106, "Parameter 'price' sent when not required.")
+        if kind in ("STOP_MARKET", "TAKE_PROFIT_MARKET", "STOP", "TAKE_PROFIT"):
+            if stop_text is None:
+                raise _missing("stopPrice")
+            args["triggerPrice"] = _ticks(stop_text, spec, "stopPrice")
+        elif stop_text is not None:
+            raise BinanceError(-1106, "Parameter 'stopPrice' sent when not required.")
+        if kind == "LIMIT" or (kind == "MARKET" and tif is not None):
+            args["timeInForce"] = tif
+        if reduce_text == "true":
+            args["reduceOnly"] = True
+        if cid is not None:
+            args["clientOrderId"] = cid
+        result = await self._call(account, "order.place", args)
+        return json_response(self._order(account, result["orderId"], symbol))
+
+    async def query_order(self, request: web.Request) -> web.Response:
+        account, p = await self._params(request)
+        symbol = self.f.market(p.need("symbol"))
+        oid, cid = _which(p)
+        p.done()
+        record = self.f.tape.orders.get(account, oid, cid)
+        if record is None or record.symbol != symbol:
+            raise BinanceError(-2013, "Order does not exist.")
+        return json_response(self._order_json(record))
+
+    async def cancel_order(self, request: web.Request) -> web.Response:
+        account, p = await self._params(request)
+        symbol = self.f.market(p.need("symbol"))
+        oid, cid = _which(p)
+        p.done()
+        record = self.f.tape.orders.get(account, oid, cid)
+        if record is None or record.symbol != symbol or record.done:
+            raise BinanceError(-2011, "Unknown order sent.")
+        await self._call(account, "order.cancel", {"symbol": symbol,
+                                                   "orderId": record.order_id})
+        return json_response(self._order_json(record))
+
+    async def open_orders(self, request: web.Request) -> web.Response:
+        account, p = await self._params(request)
+        symbol_text = p.get("symbol")
+        p.done()
+        args = {} if symbol_text is None else {"symbol": self.f.market(symbol_text)}
+        result = await self._call(account, "account.openOrders", args,
+                                  unknown_account={"orders": []})
+        rows = []
+        for o in result["orders"]:
+            record = self.f.tape.orders.get(account, o["orderId"], None)
+            if record is not None:
+                rows.append(self._order_json(record))
+        return json_response(rows)
+
+    async def cancel_all(self, request: web.Request) -> web.Response:
+        account, p = await self._params(request)
+        symbol = self.f.market(p.need("symbol"))
+        p.done()
+        await self._call(account, "order.cancelAll", {"symbol": symbol})
+        return json_response({"code": 200, "msg": "The operation of cancel all open order is "
+                                                "done."})
+
+    def _order(self, account: int, order_id: int, symbol: str) -> dict[str, Any]:
+        record = self.f.tape.orders.get(account, order_id, None)
+        if record is None:
+            raise BinanceError(-1000, "The order was placed but its record is missing.", 500)
+        return self._order_json(record)
+
+    def _order_json(self, r: OrderRecord) -> dict[str, Any]:
+        spec = self.f.venue().spec(r.symbol)
+        avg = Fraction(r.quote, r.executed * spec.multiplier) if r.executed else Fraction(0)
+        return {
+            "orderId": r.order_id, "symbol": self.f.symbols().to_binance[r.symbol],
+            "status": r.status,
+            "clientOrderId": r.client_order_id or f"gaemi-{r.order_id}",
+            "price": price_text(r.price or 0, spec),
+            "avgPrice": _price_fraction(avg, spec),
+            "origQty": lots_text(r.orig_qty, spec), "executedQty": lots_text(r.executed, spec),
+            "cumQty": lots_text(r.executed, spec), "cumQuote": _usd(r.quote),
+            "timeInForce": r.time_in_force, "type": r.type, "origType": r.type,
+            "reduceOnly": r.reduce_only, "closePosition": False, "side": side_name(r.side),
+            "positionSide": "BOTH",
+            "stopPrice": price_text(r.stop_price or 0, spec),
+            "workingType": "MARK_PRICE", "priceProtect": False, "priceMatch": "NONE",
+            "selfTradePreventionMode": "NONE", "goodTillDate": 0,
+            "time": r.time_ms, "updateTime": r.update_ms,
+        }
+
+    # -- account ----------------------------------------------------------------------------
+
+    async def _account(self, account: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        zero = {"balance": 0, "equity": 0, "marginUsed": 0, "maintenanceMargin": 0,
+                "available": 0, "withdrawable": 0}  # an account that never deposited
+        balance = await self._call(account, "account.balance", {}, unknown_account=zero)
+        positions = await self._call(account, "account.positions", {},
+                                     unknown_account={"positions": []})
+        return balance, positions["positions"]
+
+    def _assets(self, b: dict[str, Any]) -> dict[str, Any]:
+        upnl = b["equity"] - b["balance"]
+        return {"asset": "USDT", "walletBalance": _usd(b["balance"]),
+                "unrealizedProfit": _usd(upnl), "marginBalance": _usd(b["equity"]),
+                "maintMargin": _usd(b["maintenanceMargin"]),
+                "initialMargin": _usd(b["marginUsed"]),
+                "positionInitialMargin": _usd(b["marginUsed"]),
+                "openOrderInitialMargin": "0", "crossWalletBalance": _usd(b["balance"]),
+                "crossUnPnl": _usd(upnl), "availableBalance": _usd(b["available"]),
+                "maxWithdrawAmount": _usd(b["withdrawable"]), "marginAvailable": True,
+                "updateTime": self.f.venue_ms()}
+
+    async def account(self, request: web.Request) -> web.Response:
+        account, p = await self._params(request)
+        p.done()
+        b, positions = await self._account(account)
+        asset = self._assets(b)
+        return json_response({
+            "totalInitialMargin": asset["initialMargin"],
+            "totalMaintMargin": asset["maintMargin"],
+            "totalWalletBalance": asset["walletBalance"],
+            "totalUnrealizedProfit": asset["unrealizedProfit"],
+            "totalMarginBalance": asset["marginBalance"],
+            "totalPositionInitialMargin": asset["positionInitialMargin"],
+            "totalOpenOrderInitialMargin": "0",
+            "totalCrossWalletBalance": asset["crossWalletBalance"],
+            "totalCrossUnPnl": asset["crossUnPnl"],
+            "availableBalance": asset["availableBalance"],
+            "maxWithdrawAmount": asset["maxWithdrawAmount"],
+            "assets": [asset],
+            "positions": [self._position(row) for row in positions if row["size"]],
+        })
+
+    async def balance(self, request: web.Request) -> web.Response:
+        account, p = await self._params(request)
+        p.done()
+        b, _ = await self._account(account)
+        asset = self._assets(b)
+        return json_response([{"accountAlias": f"gaemi-{account}", "asset": "USDT",
+                             "balance": asset["walletBalance"],
+                             "crossWalletBalance": asset["crossWalletBalance"],
+                             "crossUnPnl": asset["crossUnPnl"],
+                             "availableBalance": asset["availableBalance"],
+                             "maxWithdrawAmount": asset["maxWithdrawAmount"],
+                             "marginAvailable": True, "updateTime": asset["updateTime"]}])
+
+    async def position_risk(self, request: web.Request) -> web.Response:
+        account, p = await self._params(request)
+        symbol_text = p.get("symbol")
+        p.done()
+        chosen = self.f.chosen_symbols(symbol_text)
+        _, positions = await self._account(account)
+        by_symbol = {row["symbol"]: row for row in positions}
+        v3 = "/v3/" in request.path
+        rows = []
+        for s in chosen:
+            row = by_symbol.get(s)
+            if v3 and (row is None or not row["size"]):
+                continue  # v3 lists open positions only
+            rows.append(self._position(row or {"symbol": s, "size": 0, "entryPrice": 0,
+                                               "unrealizedPnl": 0, "marginMode": "cross",
+                                               "leverage": None, "isolatedMargin": 0,
+                                               "maintenanceMargin": 0,
+                                               "liquidationPrice": None}))
+        return json_response(rows)
+
+    def _position(self, row: dict[str, Any]) -> dict[str, Any]:
+        symbol = row["symbol"]
+        venue = self.f.venue()
+        spec = venue.spec(symbol)
+        mark = venue.market(symbol).mark or 0
+        size = row["size"]
+        leverage = row["leverage"] or min(DEFAULT_LEVERAGE, spec.tiers[0].max_leverage)
+        notional = size * mark * spec.multiplier
+        initial = abs(notional) // leverage
+        return {
+            "symbol": self.f.symbols().to_binance[symbol], "positionSide": "BOTH",
+            "positionAmt": _signed_lots(size, spec),
+            "entryPrice": price_text(row["entryPrice"], spec),
+            "breakEvenPrice": price_text(row["entryPrice"], spec),
+            "markPrice": price_text(mark, spec),
+            "unRealizedProfit": _usd(row["unrealizedPnl"]),
+            "liquidationPrice": price_text(row["liquidationPrice"] or 0, spec),
+            "leverage": str(leverage),
+            "maxNotionalValue": _usd(_max_notional(spec, leverage)),
+            "marginType": "isolated" if row["marginMode"] == "isolated" else "cross",
+            "isolatedMargin": _usd(row["isolatedMargin"]),
+            "isolatedWallet": _usd(row["isolatedMargin"]),
+            "isAutoAddMargin": "false", "notional": _usd(notional),
+            "initialMargin": _usd(initial), "positionInitialMargin": _usd(initial),
+            "openOrderInitialMargin": "0", "maintMargin": _usd(row["maintenanceMargin"]),
+            "adl": 0, "bidNotional": "0", "askNotional": "0",
+            "updateTime": self.f.venue_ms(),
+        }
+
+    async def leverage_bracket(self, request: web.Request) -> web.Response:
+        _, p = await self._params(request)
+        symbol_text = p.get("symbol")
+        p.done()
+        venue = self.f.venue()
+        rows = []
+        for s in self.f.chosen_symbols(symbol_text):
+            spec = venue.spec(s)
+            brackets, floor = [], 0
+            for i, tier in enumerate(spec.tiers):
+                cap = tier.max_notional if tier.max_notional is not None else \
+                    _max_notional(spec, 1)
+                brackets.append({"bracket": i + 1, "initialLeverage": tier.max_leverage,
+                                 "notionalCap": int(Fraction(cap, UNIT)),
+                                 "notionalFloor": int(Fraction(floor, UNIT)),
+                                 "maintMarginRatio": float(Fraction(tier.mmr_ppb, 10**9)),
+                                 "cum": float(Fraction(spec.cums[i], UNIT))})
+                floor = cap
+            rows.append({"symbol": self.f.symbols().to_binance[s], "notionalCoef": 1.0,
+                         "brackets": brackets})
+        return json_response(rows[0] if symbol_text is not None else rows)
+
+    async def set_leverage(self, request: web.Request) -> web.Response:
+        account, p = await self._params(request)
+        symbol = self.f.market(p.need("symbol"))
+        text = p.need("leverage")
+        p.done()
+        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 125:
+            raise BinanceError(-4028, "Leverage is not valid.")
+        result = await self._call(account, "account.setLeverage",
+                                  {"symbol": symbol, "leverage": int(text)})
+        spec = self.f.venue().spec(symbol)
+        return json_response({"leverage": result["leverage"],
+                            "maxNotionalValue": _usd(_max_notional(spec, result["leverage"])),
+                            "symbol": self.f.symbols().to_binance[symbol]})
+
+    async def set_margin_type(self, request: web.Request) -> web.Response:
+        account, p = await self._params(request)
+        symbol = self.f.market(p.need("symbol"))
+        kind = p.need("marginType")
+        p.done()
+        modes = {"ISOLATED": "isolated", "CROSSED": "cross", "CROSS": "cross"}
+        if kind.upper() not in modes:
+            raise BinanceError(-4044, "The margin type is invalid (ISOLATED or CROSSED).")
+        await self._call(account, "account.setMarginMode",
+                         {"symbol": symbol, "mode": modes[kind.upper()]})
+        return json_response({"code": 200, "msg": "success"})
+
+    async def get_position_mode(self, request: web.Request) -> web.Response:
+        _, p = await self._params(request)
+        p.done()
+        return json_response({"dualSidePosition": False})
+
+    async def set_position_mode(self, request: web.Request) -> web.Response:
+        _, p = await self._params(request)
+        dual = p.need("dualSidePosition")
+        p.done()
+        if dual == "false":
+            raise BinanceError(-4059, "No need to change position side.")
+        raise BinanceError(-4068, "Hedge mode is not supported: positions are one-way "
+                           "(net) on this venue.")
+
+    def routes(self) -> list[tuple[str, str, Callable[[web.Request], Awaitable[Any]]]]:
+        return [
+            ("POST", "/fapi/v1/order", self.new_order),
+            ("GET", "/fapi/v1/order", self.query_order),
+            ("DELETE", "/fapi/v1/order", self.cancel_order),
+            ("GET", "/fapi/v1/openOrders", self.open_orders),
+            ("DELETE", "/fapi/v1/allOpenOrders", self.cancel_all),
+            ("GET", "/fapi/v2/account", self.account),
+            ("GET", "/fapi/v3/account", self.account),
+            ("GET", "/fapi/v2/balance", self.balance),
+            ("GET", "/fapi/v3/balance", self.balance),
+            ("GET", "/fapi/v2/positionRisk", self.position_risk),
+            ("GET", "/fapi/v3/positionRisk", self.position_risk),
+            ("GET", "/fapi/v1/leverageBracket", self.leverage_bracket),
+            ("POST", "/fapi/v1/leverage", self.set_leverage),
+            ("POST", "/fapi/v1/marginType", self.set_margin_type),
+            ("GET", "/fapi/v1/positionSide/dual", self.get_position_mode),
+            ("POST", "/fapi/v1/positionSide/dual", self.set_position_mode),
+        ]
+
+
+def _missing(name: str) -> BinanceError:
+    return BinanceError(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, "
+                        "or malformed.")
+
+
+def _which(p: Any) -> tuple[int | None, str | None]:
+    oid_text = p.get("orderId")
+    cid = p.get("origClientOrderId")
+    if oid_text is None and cid is None:
+        raise BinanceError(-1102, "Param 'origClientOrderId' or 'orderId' must be sent, but "
+                           "both were empty/null!")
+    if oid_text is not None and not (oid_text.isascii() and oid_text.isdigit()
+                                     and len(oid_text) <= 18):
+        raise BinanceError(-1100, "Illegal characters found in parameter 'orderId'.")
+    return (int(oid_text) if oid_text is not None else None), cid
+
+
+def _lots(text: str, spec: MarketSpec) -> int:
+    try:
+        lots = to_lots(text, spec)
+    except OffGrid:
+        raise BinanceError(-4023, f"Quantity {text} is not a multiple of the step size "
+                           f"{spec.lot_size}.") from None
+    except ValueError:
+        raise BinanceError(-1100, "Illegal characters found in parameter 'quantity'.") \
+            from None
+    if lots <= 0:
+        raise BinanceError(-4003, "Quantity less than or equal to zero.")
+    if lots > spec.max_order_qty:
+        raise BinanceError(-4005, "Quantity greater than max quantity.")
+    return lots
+
+
+def _ticks(text: str, spec: MarketSpec, name: str) -> int:
+    try:
+        ticks = to_ticks(text, spec)
+    except OffGrid:
+        raise BinanceError(-4014, f"Price not increased by tick size "
+                           f"{price_text(1, spec)}.") from None
+    except ValueError:
+        raise BinanceError(-1100, f"Illegal characters found in parameter '{name}'.") \
+            from None
+    if ticks <= 0:
+        raise BinanceError(-4013, "Price less than min price.")
+    if ticks > spec.max_price:
+        raise BinanceError(-4016, f"Price greater than max price "
+                           f"{price_text(spec.max_price, spec)}.")
+    return ticks
+
+
+def _usd(micro: int) -> str:
+    return decimal_text(Fraction(micro, UNIT))
+
+
+def _signed_lots(lots: int, spec: MarketSpec) -> str:
+    return ("-" if lots < 0 else "") + lots_text(abs(lots), spec)
+
+
+def _price_fraction(value: Fraction, spec: MarketSpec) -> str:
+    """An average price (ticks, a fraction) as USD a share, exact when it ends, else rounded
+    half to even at 8 decimals."""
+    usd = value * spec.tick_size / UNIT
+    scaled = usd * 10**8
+    if scaled.denominator == 1:
+        return decimal_text(usd)
+    return decimal_text(Fraction(round(scaled), 10**8))
+
+
+def _max_notional(spec: MarketSpec, leverage: int) -> int:
+    """The largest notional (µ$) a position may have at ``leverage``: the top of the last
+    tier that allows it."""
+    best = 0
+    for tier in spec.tiers:
+        if tier.max_leverage >= leverage:
+            best = tier.max_notional if tier.max_notional is not None else \
+                spec.max_price * spec.open_interest_cap * spec.multiplier
+    return best

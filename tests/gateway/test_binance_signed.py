@@ -1,0 +1,254 @@
+"""The signed Binance routes on a live server: stock ccxt clients of two accounts trade with
+each other through the facade (limit, market, post-only, reduce-only; open orders, fetch and
+cancel, positions, balance, leverage and margin mode), every answer checked against the venue;
+Binance's signing enforced, with its error codes, and bad orders refused before the venue."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode, urlparse
+
+import ccxt
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gaemi.risk.markets import PRESETS
+from tests.gateway.live import SYM, LiveServer, live_server
+
+S = "NVDA/USDT:USDT"
+NVDA = PRESETS[SYM]
+
+
+@pytest.fixture
+def live() -> Iterator[LiveServer]:
+    # the server's clock is the machine's: ccxt signs with it (its window is set to 60 s so
+    # that a slow machine never makes a request stale)
+    with live_server(binance_port=0) as server:
+        yield server
+
+
+def _client(live: LiveServer, key: str) -> Any:
+    api = live.server.keys[key]
+    exchange = ccxt.binanceusdm({"apiKey": api.key, "secret": api.secret,
+                                 "options": {"fetchCurrencies": False, "recvWindow": 60_000}})
+    for group, url in list(exchange.urls["api"].items()):
+        if isinstance(url, str):
+            exchange.urls["api"][group] = live.server.binance_url + urlparse(url).path
+    exchange.load_markets()
+    return exchange
+
+
+def _code(exc: BaseException) -> int:
+    """Binance's code in a ccxt error (its message ends with the JSON body)."""
+    return int(json.loads(str(exc)[str(exc).index("{"):])["code"])
+
+
+def test_two_ccxt_bots_trade_through_the_facade(live: LiveServer) -> None:
+    # Arrange: a maker and a taker, each with its own key and account
+    maker, taker = _client(live, "dev-1"), _client(live, "dev-2")
+    venue = live.server.venue
+    assert maker.fetch_balance()["USDT"]["total"] == 1_000_000
+
+    # Act: leverage and margin mode; the maker rests two asks, the taker lifts 1.5 shares
+    assert maker.set_leverage(5, S)["leverage"] == 5
+    taker.set_margin_mode("isolated", S)
+    ask = maker.create_order(S, "limit", "sell", 1.0, 100.10, {"clientOrderId": "ask-1"})
+    ask2 = maker.create_order(S, "limit", "sell", 2.0, 100.20)
+    resting = maker.fetch_open_orders(S)
+    on_venue = {o["order_id"] for o in venue.open_orders(1)}
+    bought = taker.create_order(S, "market", "buy", 1.5)
+
+    # Assert: the resting orders as the venue has them, exact prices and sizes
+    assert ask["status"] == "open" and ask["clientOrderId"] == "ask-1"
+    assert sorted((o["price"], o["amount"]) for o in resting) == [(100.10, 1.0), (100.20, 2.0)]
+    assert on_venue == {int(ask["id"]), int(ask2["id"])}
+    # the market order filled 1.0 @ 100.10 and 0.5 @ 100.20: average 100.1333..., $150.20
+    assert bought["status"] == "closed" and bought["filled"] == 1.5
+    assert bought["cost"] == pytest.approx(150.20)
+    assert bought["average"] == pytest.approx(150.20 / 1.5)
+    assert bought["info"]["avgPrice"] == "100.13333333"
+    # the maker's first ask is filled, its second is half filled; both can be fetched
+    assert maker.fetch_order(ask["id"], S)["status"] == "closed"
+    half = maker.fetch_order(ask2["id"], S)
+    assert (half["status"], half["filled"], half["remaining"]) == ("open", 0.5, 1.5)
+    # positions: the taker long 1.5 isolated, the maker short 1.5 at 5x
+    long = taker.fetch_positions([S])[0]
+    short = maker.fetch_positions([S])[0]
+    assert (long["side"], long["contracts"], long["marginMode"]) == ("long", 1.5, "isolated")
+    assert (short["side"], short["contracts"], short["leverage"]) == ("short", 1.5, 5)
+    assert venue.account(2).positions[SYM].size == 150 and \
+        venue.account(1).positions[SYM].size == -150
+
+    # Act: the taker closes half reduce-only; a post-only bid that would cross is refused;
+    # the maker cancels what is left
+    closed = taker.create_order(S, "market", "sell", 0.75, None, {"reduceOnly": True})
+    with pytest.raises(ccxt.ExchangeError) as crossed:
+        taker.create_order(S, "limit", "buy", 1, 100.20, {"postOnly": True})
+    canceled = maker.cancel_order(ask2["id"], S)
+    maker.create_order(S, "limit", "buy", 1, 90.00)
+    maker.cancel_all_orders(S)
+
+    # Assert
+    assert closed["status"] in ("closed", "expired")  # no bid to sell to: expired, unfilled
+    assert _code(crossed.value) == -5022
+    assert canceled["status"] == "canceled" and canceled["filled"] == 0.5
+    assert maker.fetch_open_orders(S) == [] and venue.open_orders(1) == []
+    venue.check_invariants()  # money conserved through all of it
+
+
+def test_ccxt_reads_an_account_that_never_deposited(live: LiveServer) -> None:
+    live.server.keys["lonely"] = type(live.server.keys["dev-1"])("lonely", "s3cret", 99)
+    exchange = _client(live, "lonely")
+    assert exchange.fetch_balance()["USDT"]["total"] == 0
+    assert exchange.fetch_open_orders(S) == [] and exchange.fetch_positions([S]) == []
+
+
+# -- signing ------------------------------------------------------------------------------------
+
+def _signed(live: LiveServer, method: str, path: str, params: dict[str, Any], *,
+            key: str = "dev-1", secret: str | None = None, header: str | None = "key",
+            timestamp: int | None = None, tamper: str = "") -> tuple[int, Any]:
+    api = live.server.keys[key]
+    # a 60 s window: a slow machine never makes a request stale (the stale cases are hours off)
+    query = urlencode({**params, "recvWindow": 60_000, "timestamp": timestamp
+                       if timestamp is not None else time.time_ns() // 1_000_000})
+    signature = hmac.new((secret or api.secret).encode(), query.encode(),
+                         hashlib.sha256).hexdigest()
+    signed = query + tamper + "&signature=" + signature
+    if method == "GET":  # GET: in the query string; otherwise the form body
+        request = urllib.request.Request(live.server.binance_url + path + "?" + signed)
+    else:
+        request = urllib.request.Request(live.server.binance_url + path,
+                                         data=signed.encode(), method=method)
+    if header is not None:
+        request.add_header("X-MBX-APIKEY", api.key if header == "key" else header)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+ORDER = {"symbol": "NVDAUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+         "quantity": "1", "price": "99"}
+
+
+def test_a_correctly_signed_order_is_placed_once(live: LiveServer) -> None:
+    status, order = _signed(live, "POST", "/fapi/v1/order", ORDER)
+    assert status == 200 and order["status"] == "NEW" and order["price"] == "99"
+    assert [o["order_id"] for o in live.server.venue.open_orders(1)] == [order["orderId"]]
+
+
+@pytest.mark.parametrize(("case", "status", "code"), [
+    ({"header": None}, 401, -2014),  # no API key
+    ({"header": "nobody"}, 401, -2015),  # an unknown key
+    ({"secret": "wrong"}, 400, -1022),  # signed with another secret
+    ({"tamper": "&quantity=100"}, 400, -1022),  # a parameter added after signing
+    ({"timestamp": 1}, 400, -1021),  # stale
+    ({"timestamp": time.time_ns() // 1_000_000 + 3_600_000}, 400, -1021),  # from the future
+])
+def test_signing_failures_get_binances_codes_and_change_nothing(
+        live: LiveServer, case: dict[str, Any], status: int, code: int) -> None:
+    before = live.server.venue.state_hash()
+    got_status, body = _signed(live, "POST", "/fapi/v1/order", ORDER, **case)
+    assert (got_status, body["code"]) == (status, code)
+    assert live.server.venue.state_hash() == before and live.server.venue.open_orders(1) == []
+
+
+def test_a_replayed_request_is_refused(live: LiveServer) -> None:
+    api = live.server.keys["dev-1"]
+    query = urlencode({**ORDER, "recvWindow": 60_000, "timestamp": time.time_ns() // 1_000_000})
+    body = query + "&signature=" + hmac.new(api.secret.encode(), query.encode(),
+                                            hashlib.sha256).hexdigest()
+    answers = []
+    for _ in range(2):
+        request = urllib.request.Request(live.server.binance_url + "/fapi/v1/order",
+                                         data=body.encode(), method="POST",
+                                         headers={"X-MBX-APIKEY": api.key})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                answers.append((response.status, json.loads(response.read())))
+        except urllib.error.HTTPError as exc:
+            answers.append((exc.code, json.loads(exc.read())))
+    assert answers[0][0] == 200 and (answers[1][0], answers[1][1]["code"]) == (400, -1022)
+    assert len(live.server.venue.open_orders(1)) == 1
+
+
+@pytest.mark.parametrize(("change", "code"), [
+    ({"price": "99.005"}, -4014),  # off the $0.01 tick: refused, not rounded
+    ({"quantity": "1.005"}, -4023),  # off the 0.01 share step
+    ({"quantity": "0"}, -4003),
+    ({"quantity": "99999999999999999999"}, -4005),
+    ({"quantity": "1e3"}, -1100),
+    ({"price": "-1"}, -1100),
+    ({"price": "9999999999"}, -4016),  # above the market's max price
+    ({"side": "HOLD"}, -1117),
+    ({"type": "TRAILING_STOP_MARKET"}, -1116),
+    ({"timeInForce": "GTD"}, -1115),
+    ({"positionSide": "LONG"}, -4061),  # one-way mode only
+    ({"symbol": "BTCUSDT"}, -1121),
+    ({"newClientOrderId": "x" * 37}, -4015),  # the venue's client ids are 1-36 ASCII
+    ({"extra": "1"}, -1104),
+])
+def test_bad_orders_are_refused_before_the_venue(live: LiveServer, change: dict[str, str],
+                                                 code: int) -> None:
+    before = live.server.venue.state_hash()
+    status, body = _signed(live, "POST", "/fapi/v1/order", {**ORDER, **change})
+    assert (status, body["code"]) == (400, code), body
+    assert live.server.venue.state_hash() == before
+
+
+def test_hedge_mode_is_refused_with_binances_code(live: LiveServer) -> None:
+    status, body = _signed(live, "GET", "/fapi/v1/positionSide/dual", {})
+    assert (status, body) == (200, {"dualSidePosition": False})
+    status, body = _signed(live, "POST", "/fapi/v1/positionSide/dual",
+                           {"dualSidePosition": "true"})
+    assert (status, body["code"]) == (400, -4068)
+
+
+# -- fuzz: correctly signed requests with random parameters ---------------------------------------
+
+_VALUES = st.one_of(st.sampled_from(["1", "0.5", "99", "100.1", "-1", "0", "1e9", "", "true",
+                                     "BUY", "SELL", "LIMIT", "MARKET", "GTC", "IOC", "FOK",
+                                     "GTX", "NVDAUSDT", "TSLAUSDT", "BOTH",
+                                     "99999999999999999999"]),
+                    st.text(max_size=12))
+_ORDER_KEYS = ["symbol", "side", "type", "timeInForce", "quantity", "price", "stopPrice",
+               "reduceOnly", "newClientOrderId", "orderId", "origClientOrderId", "leverage",
+               "marginType", "positionSide"]
+_SIGNED = [("POST", "/fapi/v1/order"), ("GET", "/fapi/v1/order"), ("DELETE", "/fapi/v1/order"),
+           ("GET", "/fapi/v1/openOrders"), ("DELETE", "/fapi/v1/allOpenOrders"),
+           ("POST", "/fapi/v1/leverage"), ("POST", "/fapi/v1/marginType"),
+           ("GET", "/fapi/v2/positionRisk"), ("GET", "/fapi/v3/account")]
+
+
+@pytest.fixture(scope="module")
+def fuzz_live() -> Iterator[LiveServer]:
+    with live_server(binance_port=0) as server:
+        yield server
+
+
+@settings(max_examples=120, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(_SIGNED),
+                          st.dictionaries(st.sampled_from(_ORDER_KEYS), _VALUES, max_size=7)),
+                min_size=1, max_size=6))
+def test_fuzzed_signed_requests_get_answers_and_keep_the_money_whole(
+        fuzz_live: LiveServer, requests: list[tuple[tuple[str, str], dict[str, str]]]) -> None:
+    live = fuzz_live
+    for (method, path), params in requests:
+        status, body = _signed(live, method, path, params)
+        assert status in (200, 400, 429), (method, path, params, status, body)
+        if status != 200:
+            assert isinstance(body["code"], int) and body["code"] < 0 and body["msg"]
+    live.server.venue.check_invariants()
+    status, _ = _signed(live, "GET", "/fapi/v3/account", {})
+    assert status == 200
