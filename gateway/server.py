@@ -52,6 +52,7 @@ from websockets.typing import Subprotocol
 
 from gaemi.gateway.binance.rest import make_app
 from gaemi.gateway.binance.tape import Tape
+from gaemi.gateway.binance.weights import DEFAULT_LIMIT as BINANCE_WEIGHT_LIMIT
 from gaemi.gateway.exchange import Exchange
 from gaemi.gateway.sessions import SLOW_CONSUMER, Conn, Guards, Limits
 from gaemi.gateway.wire.auth import ApiKey
@@ -156,7 +157,8 @@ class Server:
     ``snapshot_every``: commands between snapshots (None: none; needs a journal).
     ``send_buffer``: the kernel send buffer of each connection, in bytes.
     ``binance_port``: also serve the Binance USDⓈ-M REST facade (gateway/binance) on this
-    port of ``host`` (0: any free port; None: not at all), on the same event loop.
+    port of ``host`` (0: any free port; None: not at all), on the same event loop;
+    ``binance_weight_limit``: the request weight an address may spend there a minute.
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
@@ -166,7 +168,8 @@ class Server:
                  tick_interval: float | None = 1.0, durability: str = "fsync",
                  clock: Callable[[], int] = time.time_ns,
                  snapshot_every: int | None = SNAPSHOT_EVERY,
-                 send_buffer: int = SEND_BUFFER, binance_port: int | None = None) -> None:
+                 send_buffer: int = SEND_BUFFER, binance_port: int | None = None,
+                 binance_weight_limit: int = BINANCE_WEIGHT_LIMIT) -> None:
         if durability not in ("fsync", "flush"):
             raise ValueError("durability: 'fsync' or 'flush'")
         self.host = host
@@ -183,6 +186,7 @@ class Server:
         self.snapshot_every = snapshot_every
         self.send_buffer = send_buffer
         self.binance_port = binance_port
+        self.binance_weight_limit = binance_weight_limit
         self._binance: web.AppRunner | None = None
         self._binance_sock: socket.socket | None = None
         self.tape: Tape | None = None  # the Binance facade's trades, candles and fundings
@@ -323,8 +327,8 @@ class Server:
         log.info("listening on %s", self.url)
         if self.binance_port is not None:
             assert self.tape is not None
-            runner = web.AppRunner(make_app(self, self.tape), access_log=None,
-                                   handle_signals=False)
+            app = make_app(self, self.tape, weight_limit=self.binance_weight_limit)
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await runner.setup()
             self._binance = runner
             assert self._binance_sock is not None

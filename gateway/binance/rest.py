@@ -27,6 +27,7 @@ from gaemi.gateway.binance.units import (
     lots_text,
     price_text,
 )
+from gaemi.gateway.binance.weights import DEFAULT_LIMIT, Weights, weight_of
 from gaemi.risk.markets import PPB, UNIT, MarketSpec
 from gaemi.risk.venue import Venue
 
@@ -38,9 +39,7 @@ DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
 KLINE_MINUTES = {"1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "2h": 120,
                  "4h": 240, "6h": 360, "8h": 480, "12h": 720, "1d": 1440}
 DAY_MS = 24 * 3600 * 1000
-# the request weight Binance publishes, reported in rateLimits (enforced: a later change)
-WEIGHT_PER_MINUTE = 2400
-ORDERS_PER_MINUTE = 1200
+ORDERS_PER_MINUTE = 1200  # published in rateLimits; the native order limit is what applies
 
 
 def _missing(name: str) -> BinanceError:
@@ -120,9 +119,10 @@ class _Params:
 
 
 class _Facade:
-    def __init__(self, source: Source, tape: Tape) -> None:
+    def __init__(self, source: Source, tape: Tape, weight_limit: int = DEFAULT_LIMIT) -> None:
         self.source = source
         self.tape = tape
+        self.weight_limit = weight_limit
         self._symbols: BinanceSymbols | None = None
 
     # -- reading the venue ------------------------------------------------------------------
@@ -182,7 +182,7 @@ class _Facade:
             "futuresType": "U_MARGINED",
             "rateLimits": [
                 {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
-                 "limit": WEIGHT_PER_MINUTE},
+                 "limit": self.weight_limit},
                 {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1,
                  "limit": ORDERS_PER_MINUTE},
             ],
@@ -513,11 +513,29 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _json({"code": -1020, "msg": "This operation is not supported."}, 405)
 
 
-def make_app(source: Source, tape: Tape) -> web.Application:
+def _weigh(weights: Weights, facade: _Facade) -> Any:
+    @web.middleware
+    async def weigh(request: web.Request, handler: Handler) -> web.StreamResponse:
+        weight = weight_of(request.method, request.path, request.query)
+        allowed, used = weights.take(request.remote or "", weight, facade.now_ms())
+        if not allowed:
+            response: web.StreamResponse = _json(
+                {"code": -1003, "msg": f"Too many requests; current limit of IP is "
+                                       f"{weights.limit} request weight per minute."}, 429)
+        else:
+            response = await handler(request)
+        response.headers["X-MBX-USED-WEIGHT-1M"] = str(used)
+        return response
+    return weigh
+
+
+def make_app(source: Source, tape: Tape, *, weight_limit: int = DEFAULT_LIMIT
+             ) -> web.Application:
     """The aiohttp application of the facade, reading ``source`` and the history ``tape``
-    records (the exchange's observer)."""
-    facade = _Facade(source, tape)
-    app = web.Application(middlewares=[_errors], client_max_size=64 * 1024)
+    records (the exchange's observer); each address may spend ``weight_limit`` a minute."""
+    facade = _Facade(source, tape, weight_limit)
+    app = web.Application(middlewares=[_weigh(Weights(weight_limit), facade), _errors],
+                          client_max_size=64 * 1024)
     routes: list[tuple[str, Handler]] = [
         ("/fapi/v1/ping", facade.ping),
         ("/fapi/v1/time", facade.time),

@@ -251,7 +251,7 @@ def test_fuzzed_requests_get_json_answers_and_leave_the_venue_alone(
 
 @pytest.fixture(scope="module")
 def fuzz_server() -> Iterator[LiveServer]:
-    with live_server(binance_port=0, clock=lambda: T0) as live:
+    with live_server(binance_port=0, clock=lambda: T0, binance_weight_limit=10**9) as live:
         _trade_history(live)
         yield live
 
@@ -382,3 +382,32 @@ def test_the_history_routes_answer_exactly() -> None:
         assert (status, body["code"]) == (400, -1120)
         status, body = _get(live, "/fapi/v1/trades?symbol=NVDAUSDT&limit=1001")
         assert (status, body["code"]) == (400, -1130)
+
+
+def _get_with_headers(live: LiveServer, path: str) -> tuple[int, Any, dict[str, str]]:
+    try:
+        with urllib.request.urlopen(live.server.binance_url + path, timeout=10) as response:
+            return response.status, json.loads(response.read()), dict(response.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read()), dict(exc.headers)
+
+
+def test_request_weight_is_counted_and_limited_per_minute() -> None:
+    now = [T0]
+    with live_server(binance_port=0, clock=lambda: now[0], binance_weight_limit=25) as live:
+        # a 1,000-level depth weighs 20 (Binance's table); the used weight is in every answer
+        status, _, headers = _get_with_headers(live, "/fapi/v1/depth?symbol=NVDAUSDT&limit=1000")
+        assert status == 200 and headers["X-MBX-USED-WEIGHT-1M"] == "20"
+        # a second one would pass 25: 429 and -1003, nothing spent
+        status, body, headers = _get_with_headers(live,
+                                                  "/fapi/v1/depth?symbol=NVDAUSDT&limit=1000")
+        assert (status, body["code"], headers["X-MBX-USED-WEIGHT-1M"]) == (429, -1003, "20")
+        # lighter requests still fit, up to the limit
+        for used in range(21, 26):
+            status, _, headers = _get_with_headers(live, "/fapi/v1/ping")
+            assert (status, headers["X-MBX-USED-WEIGHT-1M"]) == (200, str(used))
+        assert _get_with_headers(live, "/fapi/v1/ping")[0] == 429
+        # the next minute starts afresh
+        now[0] += 60_000_000_000
+        status, _, headers = _get_with_headers(live, "/fapi/v1/ping")
+        assert (status, headers["X-MBX-USED-WEIGHT-1M"]) == (200, "1")
