@@ -50,7 +50,8 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.typing import Subprotocol
 
-from gaemi.gateway.binance.rest import make_app
+from gaemi.gateway.binance.rest import STREAMS, make_app
+from gaemi.gateway.binance.streams import Streams
 from gaemi.gateway.binance.tape import Tape
 from gaemi.gateway.binance.weights import DEFAULT_LIMIT as BINANCE_WEIGHT_LIMIT
 from gaemi.gateway.exchange import Exchange
@@ -190,6 +191,7 @@ class Server:
         self._binance: web.AppRunner | None = None
         self._binance_sock: socket.socket | None = None
         self.tape: Tape | None = None  # the Binance facade's trades, candles and fundings
+        self.streams: Streams | None = None  # the Binance facade's websocket streams
         self.exchange: Exchange | None = None
         self.failure: BaseException | None = None
         self.dropped: list[tuple[int, int, str]] = []  # (connection, close code, reason)
@@ -328,6 +330,7 @@ class Server:
         if self.binance_port is not None:
             assert self.tape is not None
             app = make_app(self, self.tape, weight_limit=self.binance_weight_limit)
+            self.streams = app[STREAMS]
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await runner.setup()
             self._binance = runner
@@ -351,6 +354,8 @@ class Server:
             await self.stopped.wait()
             return
         self._stopping = True
+        if self.streams is not None:
+            await self.streams.close()
         if self._binance is not None:
             await self._binance.cleanup()
         for task in self._tasks[1:]:
@@ -506,6 +511,7 @@ class Server:
                     if not future.done():
                         future.set_result(response)
                 self._deliver()
+                self._publish_streams()
                 try:
                     self._maybe_snapshot()
                 except OSError:  # fork or disk: the journal still has everything
@@ -554,6 +560,16 @@ class Server:
         if calls:
             self._wake.set()
         return out
+
+    def _publish_streams(self) -> None:
+        """The Binance facade's stream events of the batch (after it is on disk)."""
+        if self.streams is None or self.tape is None:
+            return
+        try:
+            self.streams.publish()
+        except Exception:  # a defect in the facade's streams never stops the sequencer
+            log.exception("the Binance streams failed to publish a batch")
+        self.tape.touched.clear()
 
     def _flush_journal(self) -> None:
         venue = self.venue

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from gaemi.gateway.binance.errors import BinanceError, json_response
 from gaemi.gateway.binance.signed import SignedRoutes
+from gaemi.gateway.binance.streams import Streams
 from gaemi.gateway.binance.tape import MINUTE_MS, Candle, Tape
 from gaemi.gateway.binance.units import (
     QUOTE,
@@ -26,14 +27,16 @@ from gaemi.gateway.binance.units import (
     decimal_text,
     lots_text,
     price_text,
+    rate_text,
 )
 from gaemi.gateway.binance.weights import DEFAULT_LIMIT, Weights, weight_of
 from gaemi.risk.markets import PPB, UNIT, MarketSpec
 from gaemi.risk.venue import Venue
 
-__all__ = ["BinanceError", "Source", "make_app"]
+__all__ = ["STREAMS", "BinanceError", "Source", "make_app"]
 
 NS_PER_MS = 1_000_000
+STREAMS = web.AppKey("streams", Streams)  # the app's Streams: the server publishes through it
 _INTEGER = re.compile(r"[0-9]{1,18}")  # ASCII digits (str.isdigit admits any script's)
 DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
 KLINE_MINUTES = {"1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "2h": 120,
@@ -256,8 +259,8 @@ class _Facade:
                 "indexPrice": price_text(m.index or 0, spec),
                 "estimatedSettlePrice": price_text(m.index or 0, spec),
                 # the estimate for the coming settlement, per funding interval (fundingInfo)
-                "lastFundingRate": _rate(m.funding_rate),
-                "interestRate": _rate(spec.funding_interest_ppb * spec.funding_interval_ns
+                "lastFundingRate": rate_text(m.funding_rate),
+                "interestRate": rate_text(spec.funding_interest_ppb * spec.funding_interval_ns
                                       // _EIGHT_HOURS_NS),
                 "nextFundingTime": m.next_funding_ts // NS_PER_MS,
                 "time": self.venue_ms(),
@@ -272,8 +275,8 @@ class _Facade:
             spec = venue.spec(s)
             cap = spec.funding_cap_ppb * spec.funding_interval_ns // _EIGHT_HOURS_NS
             rows.append({"symbol": self.symbols().to_binance[s],
-                         "adjustedFundingRateCap": _rate(cap),
-                         "adjustedFundingRateFloor": _rate(-cap),
+                         "adjustedFundingRateCap": rate_text(cap),
+                         "adjustedFundingRateFloor": rate_text(-cap),
                          "fundingIntervalHours": spec.funding_interval_ns // _HOUR_NS,
                          "disclaimer": False})
         return _json(rows)
@@ -406,7 +409,7 @@ class _Facade:
             for f in self.tape.markets[s].fundings:
                 if (start is None or f.ms >= start) and (end is None or f.ms <= end):
                     rows.append({"symbol": self.symbols().to_binance[s],
-                                 "fundingRate": _rate(f.rate), "fundingTime": f.ms,
+                                 "fundingRate": rate_text(f.rate), "fundingTime": f.ms,
                                  "markPrice": price_text(f.price, spec)})
         rows.sort(key=lambda r: (r["fundingTime"], r["symbol"]))
         return _json(rows[:limit] if start is not None else rows[-limit:])
@@ -439,14 +442,6 @@ def _fixed(value: Fraction, places: int) -> str:
 
 _HOUR_NS = 3600 * 1_000_000_000
 _EIGHT_HOURS_NS = 8 * _HOUR_NS
-
-
-def _rate(ppb: int) -> str:
-    """A rate in parts per billion as Binance's 8-decimal string (exact: 9 when needed)."""
-    value = Fraction(ppb, PPB)
-    text = decimal_text(value)
-    whole, _, digits = text.partition(".")
-    return f"{whole}.{digits.ljust(8, '0')}" if len(digits) <= 8 else text
 
 
 def _precision(text: str) -> int:
@@ -557,4 +552,10 @@ def make_app(source: Source, tape: Tape, *, weight_limit: int = DEFAULT_LIMIT
         app.router.add_get(path, handler)
     for method, path, handler in SignedRoutes(facade).routes():
         app.router.add_route(method, path, handler)
+    streams = Streams(facade, tape)
+    app[STREAMS] = streams
+    for base in ("/ws", "/public/ws", "/market/ws"):
+        app.router.add_get(base, streams.handle)
+        app.router.add_get(base + "/{tail:.+}", streams.handle)
+    app.router.add_get("/stream", streams.handle)
     return app

@@ -21,6 +21,7 @@ from gaemi.risk.events import (
     ConditionalAccepted,
     Fill,
     FundingSettled,
+    Liquidation,
     OrderAccepted,
     OrderAmended,
     OrderCanceled,
@@ -102,6 +103,9 @@ class Tape:
         self.clock = clock  # () -> venue time, ns
         self.markets = {s: _Market() for s in multipliers}
         self.orders = Orders(multipliers)
+        self.touched: set[str] = set()  # markets whose book may have moved (streams.py)
+        self.liquidations: deque[Liquidation] = deque(maxlen=MAX_TRADES)
+        self.liquidations_seen = 0
 
     def observe(self, command: Any, events: list[Any]) -> None:
         ms = self.clock() // NS_PER_MS
@@ -110,7 +114,11 @@ class Tape:
             t = type(e)
             if t in ORDER_EVENTS:
                 orders.observe(e, ms)
-            if t is Fill:
+                self.touched.add(e.symbol)
+            if t is Liquidation:
+                self.liquidations.append(e)
+                self.liquidations_seen += 1
+            elif t is Fill:
                 self._fill(e, ms)
             elif t is FundingSettled:
                 self.markets[e.symbol].fundings.append(Funding(e.ts_ns // NS_PER_MS, e.rate,

@@ -15,10 +15,10 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-from gaemi.risk.markets import UNIT, MarketSpec
+from gaemi.risk.markets import PPB, UNIT, MarketSpec
 
 __all__ = ["BinanceSymbols", "OffGrid", "binance_symbol", "decimal_text", "lots_text",
-           "parse_decimal", "price_text", "to_lots", "to_ticks"]
+           "parse_decimal", "price_text", "rate_text", "to_lots", "to_ticks"]
 
 QUOTE = "USDT"
 _DECIMAL = re.compile(r"[0-9]{1,20}(\.[0-9]{1,20})?")  # ASCII digits only
@@ -90,3 +90,10 @@ def to_lots(text: str, spec: MarketSpec) -> int:
     if lots.denominator != 1:
         raise OffGrid(f"{text} is not a multiple of the step size {spec.lot_size}")
     return int(lots)
+
+
+def rate_text(ppb: int) -> str:
+    """A rate in parts per billion as Binance's 8-decimal string (exact: 9 when needed)."""
+    text = decimal_text(Fraction(ppb, PPB))
+    whole, _, digits = text.partition(".")
+    return f"{whole}.{digits.ljust(8, '0')}" if len(digits) <= 8 else text

@@ -1,0 +1,366 @@
+"""Binance's market streams on the facade's port: raw (``/ws/<stream>``), combined
+(``/stream?streams=a/b``, each event wrapped ``{"stream", "data"}``), and live ``SUBSCRIBE`` /
+``UNSUBSCRIBE`` / ``LIST_SUBSCRIPTIONS`` on any of ``/ws``, ``/public/ws``, ``/market/ws``
+(ccxt 4.5's layout).
+
+Events are made once per sequencer batch, after the batch is on disk (``Streams.publish``, the
+server's hook), from the venue as the batch left it and from what the tape recorded:
+
+* ``<s>@depth`` (also ``@100ms``, ``@500ms``: every batch that changed the book, faster than
+  Binance's conflation): ``depthUpdate`` with the levels that changed (absolute sizes, "0":
+  gone), ``U`` = the previous event's ``u`` + 1, ``u`` = the venue's sequence number at the
+  batch's end, ``pu`` = the previous event's ``u``. A REST depth snapshot's ``lastUpdateId``
+  is the sequence number it was read at, so Binance's local-book procedure applies as written.
+* ``<s>@depth5`` / ``10`` / ``20``: the top levels, each batch that changed the book.
+* ``<s>@bookTicker``: the best bid and ask, when they changed.
+* ``<s>@trade``, ``<s>@aggTrade``: every trade, every aggregate trade.
+* ``<s>@markPrice`` (``@1s``): mark, index, funding estimate, next funding time, once a
+  second of venue time.
+* ``<s>@forceOrder``, ``!forceOrder@arr``: **every** liquidation slice (Binance sends at most
+  one a second per symbol; this tape is complete).
+
+Each connection's queue is bounded: a client that does not read is closed (1008). A
+connection may send 10 messages a second and hold 1,024 streams, as on Binance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from typing import Any
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from gaemi.gateway.binance.tape import NS_PER_MS, Tape
+from gaemi.gateway.binance.units import BinanceSymbols, lots_text, price_text, rate_text
+from gaemi.risk.venue import Venue
+
+__all__ = ["MAX_QUEUED", "Streams"]
+
+MAX_QUEUED = 10_000  # events waiting for one connection before it is closed as too slow
+MAX_STREAMS = 1_024
+MESSAGES_PER_SECOND = 10
+BOOK_LEVELS = 1_000
+_KINDS = ("depth", "depth@100ms", "depth@500ms", "depth5", "depth10", "depth20",
+          "depth5@100ms", "depth10@100ms", "depth20@100ms", "depth5@500ms", "depth10@500ms",
+          "depth20@500ms", "bookTicker", "trade", "aggTrade", "markPrice", "markPrice@1s",
+          "forceOrder")
+
+
+class _Client:
+    __slots__ = ("ws", "streams", "combined", "queue", "ready", "closing", "stamps")
+
+    def __init__(self, ws: web.WebSocketResponse, combined: bool) -> None:
+        self.ws = ws
+        self.streams: set[str] = set()
+        self.combined = combined
+        self.queue: deque[str] = deque()
+        self.ready = asyncio.Event()
+        self.closing: tuple[int, str] | None = None
+        self.stamps: deque[int] = deque()  # ms of the messages of the last second
+
+
+class _Book:
+    """A symbol's depth stream: the levels last published and the last event's ``u``."""
+
+    __slots__ = ("bids", "asks", "u", "best")
+
+    def __init__(self, venue: Venue, symbol: str) -> None:
+        bids, asks = venue.book(symbol).depth(BOOK_LEVELS)
+        self.bids = dict(bids)
+        self.asks = dict(asks)
+        self.u = venue.seq
+        self.best = _best(self.bids, self.asks)
+
+
+class Streams:
+    def __init__(self, facade: Any, tape: Tape) -> None:
+        self.f = facade
+        self.tape = tape
+        self.clients: set[_Client] = set()
+        self.books: dict[str, _Book] = {}
+        self.trade_ids: dict[str, int] = {}  # symbol -> the last trade id published
+        self.agg_ids: dict[str, int] = {}
+        self.liquidations = 0  # liquidation slices published (the tape's running count)
+        self.mark_second: dict[str, int] = {}
+
+    # -- connections --------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(heartbeat=180, max_msg_size=64 * 1024)
+        await ws.prepare(request)
+        combined = request.path.startswith("/stream")
+        client = _Client(ws, combined)
+        names = []
+        if combined:
+            names = [n for n in request.query.get("streams", "").split("/") if n]
+        elif request.match_info.get("tail") and request.path.startswith("/ws/"):
+            names = request.match_info["tail"].split("/")
+        for name in names:
+            if not self._valid(name):
+                await ws.close(code=1008, message=f"unknown stream {name[:40]}".encode())
+                return ws
+        client.streams.update(names)
+        self.clients.add(client)
+        self._start_books(names)
+        writer = asyncio.create_task(self._write(client))
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    client.closing = (1003, "text frames only")
+                    break
+                if not self._allowed(client):
+                    client.closing = (1008, "more than 10 messages a second")
+                    break
+                reply = self._request(client, msg.data)
+                self._send(client, orjson.dumps(reply).decode())
+        finally:
+            self.clients.discard(client)
+            client.ready.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+            if not ws.closed:
+                code, why = client.closing or (1000, "")
+                await ws.close(code=code, message=why.encode())
+        return ws
+
+    def _allowed(self, client: _Client) -> bool:
+        """At most 10 messages in any second of the server's clock."""
+        now = self.f.now_ms()
+        stamps = client.stamps
+        stamps.append(now)
+        while stamps and stamps[0] <= now - 1_000:
+            stamps.popleft()
+        return len(stamps) <= MESSAGES_PER_SECOND
+
+    async def _write(self, client: _Client) -> None:
+        ws, queue = client.ws, client.queue
+        try:
+            while client in self.clients or queue:
+                await client.ready.wait()
+                client.ready.clear()
+                while queue:
+                    await ws.send_str(queue.popleft())
+                if client.closing is not None:
+                    await ws.close(code=client.closing[0], message=client.closing[1].encode())
+                    return
+        except (ConnectionResetError, RuntimeError):
+            pass
+
+    def _send(self, client: _Client, frame: str) -> None:
+        if client.closing is not None:
+            return
+        if len(client.queue) >= MAX_QUEUED:
+            client.queue.clear()
+            client.closing = (1008, "slow consumer")
+        else:
+            client.queue.append(frame)
+        client.ready.set()
+
+    def _request(self, client: _Client, text: str) -> dict[str, Any]:
+        try:
+            message = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return {"error": {"code": 3, "msg": "Invalid JSON"}, "id": None}
+        if not isinstance(message, dict):
+            return {"error": {"code": 2, "msg": "Invalid request"}, "id": None}
+        rid = message.get("id")
+        if not (rid is None or type(rid) is int or (type(rid) is str and len(rid) <= 64)):
+            return {"error": {"code": 1, "msg": "Invalid value type: id"}, "id": None}
+        method = message.get("method")
+        params = message.get("params", [])
+        if method == "LIST_SUBSCRIPTIONS":
+            return {"result": sorted(client.streams), "id": rid}
+        if method not in ("SUBSCRIBE", "UNSUBSCRIBE"):
+            return {"error": {"code": 2, "msg": "Invalid request: method"}, "id": rid}
+        if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+            return {"error": {"code": 1, "msg": "Invalid value type: params"}, "id": rid}
+        bad = next((p for p in params if not self._valid(p)), None)
+        if bad is not None:
+            return {"error": {"code": 2, "msg": f"Invalid request: unknown stream "
+                                                f"{bad[:40]}"}, "id": rid}
+        if method == "SUBSCRIBE":
+            if len(client.streams | set(params)) > MAX_STREAMS:
+                return {"error": {"code": 2, "msg": "Invalid request: more than 1024 streams"},
+                        "id": rid}
+            client.streams.update(params)
+            self._start_books(params)
+        else:
+            client.streams.difference_update(params)
+        return {"result": None, "id": rid}
+
+    def _valid(self, name: str) -> bool:
+        if name == "!forceOrder@arr":
+            return True
+        symbol, _, kind = name.partition("@")
+        return kind in _KINDS and symbol.upper() in self.f.symbols().to_venue and \
+            symbol == symbol.lower()
+
+    def _start_books(self, names: list[str]) -> None:
+        venue = self.f.venue()
+        for name in names:
+            symbol, _, kind = name.partition("@")
+            if kind.startswith("depth") or kind == "bookTicker":
+                s = self.f.symbols().to_venue[symbol.upper()]
+                if s not in self.books:
+                    self.books[s] = _Book(venue, s)
+
+    # -- publishing -----------------------------------------------------------------------------
+
+    def publish(self) -> None:
+        """Make and queue the events of the batch that just ended (the server calls it)."""
+        if not self.clients:  # nothing to send: only move past what was recorded
+            self.books.clear()
+            for s, market in self.tape.markets.items():
+                if market.trades:
+                    self.trade_ids[s] = market.trades[-1].trade_id
+                if market.aggs:
+                    self.agg_ids[s] = market.aggs[-1].agg_id
+            self.liquidations = self.tape.liquidations_seen
+            return
+        venue = self.f.venue()
+        symbols: BinanceSymbols = self.f.symbols()
+        wanted: dict[str, list[_Client]] = {}
+        for client in self.clients:
+            for name in client.streams:
+                wanted.setdefault(name, []).append(client)
+        events: dict[str, list[dict[str, Any]]] = {}
+        ms = venue.time // NS_PER_MS
+        for s in venue.symbols:
+            lower = symbols.to_binance[s].lower()
+            spec = venue.spec(s)
+            book = self.books.get(s)
+            if book is not None:
+                self._book_events(venue, s, lower, spec, book, ms, events)
+            self._trade_events(s, lower, spec, ms, events, wanted)
+            if lower + "@markPrice" in wanted or lower + "@markPrice@1s" in wanted:
+                second = venue.time // 1_000_000_000
+                if self.mark_second.get(s) != second:
+                    self.mark_second[s] = second
+                    m = venue.market(s)
+                    mark = {"e": "markPriceUpdate", "E": ms, "s": symbols.to_binance[s],
+                            "p": price_text(m.mark or 0, spec), "i": price_text(m.index or 0, spec),
+                            "P": price_text(m.index or 0, spec),
+                            "r": rate_text(m.funding_rate), "T": m.next_funding_ts // NS_PER_MS}
+                    events[lower + "@markPrice"] = [mark]
+                    events[lower + "@markPrice@1s"] = [mark]
+        self._liquidation_events(venue, ms, events)
+        for name, clients in wanted.items():
+            for event in events.get(name, ()):
+                data = orjson.dumps(event).decode()
+                wrapped = None
+                for client in clients:
+                    if client.combined and wrapped is None:
+                        wrapped = orjson.dumps({"stream": name, "data": event}).decode()
+                    self._send(client, wrapped if client.combined and wrapped else data)
+        for s in [s for s in self.books if not any(
+                n.startswith(symbols.to_binance[s].lower() + "@") for n in wanted)]:
+            del self.books[s]
+
+    def _book_events(self, venue: Venue, s: str, lower: str, spec: Any, book: _Book, ms: int,
+                     events: dict[str, list[dict[str, Any]]]) -> None:
+        if s not in self.tape.touched:
+            return
+        bids, asks = venue.book(s).depth(BOOK_LEVELS)
+        new_bids, new_asks = dict(bids), dict(asks)
+        b = _diff(book.bids, new_bids, reverse=True)
+        a = _diff(book.asks, new_asks, reverse=False)
+        name = self.f.symbols().to_binance[s]
+        if b or a:
+            u = venue.seq
+            diff = {"e": "depthUpdate", "E": ms, "T": ms, "s": name, "U": book.u + 1, "u": u,
+                    "pu": book.u, "b": [[price_text(p, spec), lots_text(q, spec)] for p, q in b],
+                    "a": [[price_text(p, spec), lots_text(q, spec)] for p, q in a]}
+            for kind in ("depth", "depth@100ms", "depth@500ms"):
+                events[f"{lower}@{kind}"] = [diff]
+            for n in (5, 10, 20):
+                top = {**diff, "b": [[price_text(p, spec), lots_text(q, spec)]
+                                     for p, q in bids[:n]],
+                       "a": [[price_text(p, spec), lots_text(q, spec)] for p, q in asks[:n]]}
+                for suffix in ("", "@100ms", "@500ms"):
+                    events[f"{lower}@depth{n}{suffix}"] = [top]
+            book.bids, book.asks, book.u = new_bids, new_asks, u
+        best = _best(new_bids, new_asks)
+        if best != book.best:
+            book.best = best
+            bid, bid_qty, ask, ask_qty = best
+            events[f"{lower}@bookTicker"] = [{
+                "e": "bookTicker", "u": venue.seq, "E": ms, "T": ms, "s": name,
+                "b": price_text(bid, spec), "B": lots_text(bid_qty, spec),
+                "a": price_text(ask, spec), "A": lots_text(ask_qty, spec)}]
+
+    def _trade_events(self, s: str, lower: str, spec: Any, ms: int,
+                      events: dict[str, list[dict[str, Any]]],
+                      wanted: dict[str, list[_Client]]) -> None:
+        market = self.tape.markets[s]
+        name = self.f.symbols().to_binance[s]
+        last = self.trade_ids.get(s, 0)
+        if market.trades and market.trades[-1].trade_id != last:
+            fresh = []
+            for t in reversed(market.trades):
+                if t.trade_id <= last:
+                    break
+                fresh.append(t)
+            fresh.reverse()
+            self.trade_ids[s] = market.trades[-1].trade_id
+            if lower + "@trade" in wanted and fresh:
+                events[lower + "@trade"] = [{
+                    "e": "trade", "E": ms, "T": t.ms, "s": name, "t": t.trade_id,
+                    "p": price_text(t.price, spec), "q": lots_text(t.qty, spec), "X": "MARKET",
+                    "m": t.buyer_is_maker} for t in fresh]
+        last_agg = self.agg_ids.get(s, 0)
+        if market.aggs and market.aggs[-1].agg_id != last_agg:
+            fresh_aggs = []
+            for a in reversed(market.aggs):
+                if a.agg_id <= last_agg:
+                    break
+                fresh_aggs.append(a)
+            fresh_aggs.reverse()
+            self.agg_ids[s] = market.aggs[-1].agg_id
+            if lower + "@aggTrade" in wanted and fresh_aggs:
+                events[lower + "@aggTrade"] = [{
+                    "e": "aggTrade", "E": ms, "a": a.agg_id, "s": name,
+                    "p": price_text(a.price, spec), "q": lots_text(a.qty, spec),
+                    "f": a.first_id, "l": a.last_id, "T": a.ms, "m": a.buyer_is_maker}
+                    for a in fresh_aggs]
+
+    def _liquidation_events(self, venue: Venue, ms: int,
+                            events: dict[str, list[dict[str, Any]]]) -> None:
+        tape = self.tape
+        fresh = tape.liquidations_seen - self.liquidations
+        self.liquidations = tape.liquidations_seen
+        if fresh <= 0:
+            return
+        recent = list(tape.liquidations)[-min(fresh, len(tape.liquidations)):]
+        for e in recent:
+            spec = venue.spec(e.symbol)
+            name = self.f.symbols().to_binance[e.symbol]
+            event = {"e": "forceOrder", "E": ms, "o": {
+                "s": name, "S": "SELL" if e.side < 0 else "BUY", "o": "LIMIT", "f": "IOC",
+                "q": lots_text(e.qty, spec), "p": price_text(e.bankruptcy_price, spec),
+                "ap": price_text(e.price, spec), "X": "FILLED", "l": lots_text(e.qty, spec),
+                "z": lots_text(e.qty, spec), "T": ms}}
+            events.setdefault(name.lower() + "@forceOrder", []).append(event)
+            events.setdefault("!forceOrder@arr", []).append(event)
+
+    async def close(self) -> None:
+        for client in list(self.clients):
+            client.closing = (1001, "server shutting down")
+            client.ready.set()
+            await client.ws.close(code=1001, message=b"server shutting down")
+
+
+def _diff(old: dict[int, int], new: dict[int, int], *, reverse: bool) -> list[tuple[int, int]]:
+    out = [(p, q) for p, q in new.items() if old.get(p) != q]
+    out += [(p, 0) for p in old if p not in new]
+    out.sort(reverse=reverse)
+    return out
+
+
+def _best(bids: dict[int, int], asks: dict[int, int]) -> tuple[int, int, int, int]:
+    bid = max(bids) if bids else 0
+    ask = min(asks) if asks else 0
+    return bid, bids.get(bid, 0), ask, asks.get(ask, 0)
+

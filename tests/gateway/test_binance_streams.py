@@ -1,0 +1,241 @@
+"""The Binance streams of the facade on a live server: a local book kept by Binance's documented
+procedure (REST snapshot, buffered diffs by ``U``/``u``/``pu``) ends equal to the venue's after a
+busy flow; the stock ccxt.pro ``watch_order_book`` and ``watch_trades`` agree with the venue;
+mark prices, and every liquidation on ``forceOrder``; bad subscriptions get Binance's errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import urllib.request
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlparse
+
+import ccxt.pro as ccxtpro
+import pytest
+from websockets.sync.client import ClientConnection, connect
+
+from gaemi.engine.codes import Side
+from gaemi.gateway.binance.units import lots_text, price_text
+from gaemi.risk import CancelOrder, Deposit, PlaceOrder, SetIndexPrice, SetLeverage, usd
+from gaemi.risk.markets import PRESETS
+from tests.gateway.live import SYM, LiveServer, live_server
+
+NVDA = PRESETS[SYM]
+BUY, SELL = Side.BUY, Side.SELL
+
+
+def _run(live: LiveServer, *commands: Any) -> list[Any]:
+    """Commands in one sequencer-like batch on the server's loop, then its stream events."""
+    out: list[Any] = []
+
+    def batch() -> None:
+        for c in commands:
+            out.extend(live.server.exchange.system(c))
+        live.server.exchange.end_batch()
+        live.server._publish_streams()
+    live.on_loop(batch)
+    return out
+
+
+def _ws(live: LiveServer, path: str) -> ClientConnection:
+    return connect(live.server.binance_url.replace("http", "ws") + path, open_timeout=10,
+                   ping_interval=None).__enter__()
+
+
+def _venue_book(live: LiveServer) -> tuple[dict[str, str], dict[str, str]]:
+    bids, asks = live.on_loop(lambda: live.server.venue.book(SYM).depth(1000))
+    return ({price_text(p, NVDA): lots_text(q, NVDA) for p, q in bids},
+            {price_text(p, NVDA): lots_text(q, NVDA) for p, q in asks})
+
+
+def _busy_flow(live: LiveServer, rng: random.Random, batches: int,
+               between: Callable[[], None] = lambda: None) -> None:
+    """Random resting orders, cancels and crossing orders from accounts 1-4, in batches."""
+    resting: list[int] = []
+    for _ in range(batches):
+        commands: list[Any] = []
+        for _ in range(rng.randint(1, 6)):
+            roll = rng.random()
+            account = rng.randint(1, 4)
+            if roll < 0.2 and resting:
+                commands.append(CancelOrder(account, SYM, resting.pop(rng.randrange(
+                    len(resting))), None))
+            else:
+                side = rng.choice((BUY, SELL))
+                offset = rng.randint(-15, 40) if roll < 0.8 else rng.randint(-40, -1)
+                price = 10_000 - offset if side == BUY else 10_000 + offset
+                commands.append(PlaceOrder(account, SYM, side, price, rng.randint(1, 500)))
+        for e in _run(live, *commands):
+            if type(e).__name__ == "OrderAccepted":
+                resting.append(e.order_id)
+        between()
+
+
+def test_binances_local_book_procedure_ends_equal_to_the_venue() -> None:
+    with live_server(binance_port=0) as live:
+        rng = random.Random(7)
+        _busy_flow(live, rng, 20)  # a book before anyone listens
+        # 1. open the stream and buffer its events
+        ws = _ws(live, "/ws/nvdausdt@depth@100ms")
+        buffered: list[dict[str, Any]] = []
+
+        def drain() -> None:
+            while True:
+                try:
+                    buffered.append(json.loads(ws.recv(timeout=0.05)))
+                except TimeoutError:
+                    return
+        _busy_flow(live, rng, 10, drain)
+        # 2. the REST snapshot
+        with urllib.request.urlopen(live.server.binance_url +
+                                    "/fapi/v1/depth?symbol=NVDAUSDT&limit=1000") as r:
+            snapshot = json.loads(r.read())
+        _busy_flow(live, rng, 60, drain)
+        drain()
+        ws.close()
+
+        # 3. Binance's procedure: drop u < lastUpdateId; the first applied has
+        # U <= lastUpdateId <= u; each next one's pu is the previous u
+        bids = dict(map(tuple, snapshot["bids"]))
+        asks = dict(map(tuple, snapshot["asks"]))
+        last = snapshot["lastUpdateId"]
+        events = [e for e in buffered if e["u"] >= last]
+        assert events and events[0]["U"] <= last <= events[0]["u"]
+        previous = None
+        for e in events:
+            assert previous is None or e["pu"] == previous, "a gap in the stream"
+            previous = e["u"]
+            for side, levels in ((bids, e["b"]), (asks, e["a"])):
+                for price, qty in levels:
+                    if Decimal(qty) == 0:
+                        side.pop(price, None)
+                    else:
+                        side[price] = qty
+
+        # Assert: the local book is the venue's, level for level
+        assert (bids, asks) == _venue_book(live)
+        assert len(events) > 30
+
+
+def _point(exchange: Any, base: str) -> None:
+    for group, url in list(exchange.urls["api"].items()):
+        if isinstance(url, str):
+            exchange.urls["api"][group] = base + urlparse(url).path
+    ws = base.replace("http", "ws")
+    for group, url in list(exchange.urls["api"]["ws"].items()):
+        if isinstance(url, str):
+            exchange.urls["api"]["ws"][group] = ws + urlparse(url).path
+
+
+def test_ccxt_pro_watches_the_venues_book_and_trades() -> None:
+    with live_server(binance_port=0) as live:
+        rng = random.Random(11)
+        _busy_flow(live, rng, 20)
+
+        async def main() -> tuple[dict[str, Any], list[Any]]:
+            exchange = ccxtpro.binanceusdm({"options": {"fetchCurrencies": False}})
+            _point(exchange, live.server.binance_url)
+            loop = asyncio.get_running_loop()
+            try:
+                await exchange.load_markets()
+                first = asyncio.ensure_future(exchange.watch_order_book("NVDA/USDT:USDT"))
+                while not first.done():  # flow until ccxt has synced its book
+                    await loop.run_in_executor(None, _busy_flow, live, rng, 1)
+                    await asyncio.sleep(0.02)
+                for _ in range(30):
+                    await loop.run_in_executor(None, _busy_flow, live, rng, 1)
+                    await asyncio.sleep(0.01)
+                # a last change, and the book ccxt holds once it has seen it
+                seq = await loop.run_in_executor(None, lambda: _run(
+                    live, PlaceOrder(1, SYM, BUY, 9_000, 1)) and live.server.venue.seq)
+                book = await exchange.watch_order_book("NVDA/USDT:USDT")
+                while book["nonce"] < seq:
+                    book = await exchange.watch_order_book("NVDA/USDT:USDT")
+                trades_future = asyncio.ensure_future(exchange.watch_trades("NVDA/USDT:USDT"))
+                while not trades_future.done():  # trades until ccxt has subscribed and seen one
+                    await loop.run_in_executor(None, lambda: _run(
+                        live, PlaceOrder(1, SYM, BUY, 9_000, 1),
+                        PlaceOrder(4, SYM, SELL, 9_000, 1)))
+                    await asyncio.sleep(0.02)
+                return book, trades_future.result()
+            finally:
+                await exchange.close()
+
+        book, trades = asyncio.run(main())
+
+        # Assert: ccxt's book is the venue's at the same sequence number
+        bids, asks = _venue_book(live)
+        assert {price_text(round(Decimal(str(p)) * 100), NVDA): lots_text(
+            round(Decimal(str(q)) * 100), NVDA) for p, q in book["bids"]} == bids
+        assert {price_text(round(Decimal(str(p)) * 100), NVDA): lots_text(
+            round(Decimal(str(q)) * 100), NVDA) for p, q in book["asks"]} == asks
+        assert trades and trades[-1]["side"] == "sell"
+
+
+def test_mark_prices_and_every_liquidation_are_streamed() -> None:
+    with live_server(binance_port=0) as live:
+        ws = _ws(live, "/stream?streams=nvdausdt@forceOrder/nvdausdt@markPrice@1s")
+        # Arrange: account 9, $1,000 at 20x, long 200 shares at $100 from account 1's asks
+        _run(live, Deposit(9, usd(1_000)), SetLeverage(9, SYM, 20),
+             PlaceOrder(1, SYM, SELL, 10_000, 20_000), PlaceOrder(9, SYM, BUY, 10_000, 20_000),
+             PlaceOrder(2, SYM, BUY, 9_000, 50_000))
+
+        # Act: the index falls 8%: the long is liquidated; a second later, the mark update
+        events = _run(live, SetIndexPrice(SYM, 9_200))
+        live.tick(live.server.venue.time + 1_000_000_000)
+        _run(live)
+        liquidations = [e for e in events if type(e).__name__ == "Liquidation"]
+        got: list[dict[str, Any]] = []
+        while True:
+            try:
+                got.append(json.loads(ws.recv(timeout=1)))
+            except TimeoutError:
+                break
+        ws.close()
+
+        # Assert: one forceOrder per liquidation slice, wrapped as combined streams are
+        forced = [m["data"]["o"] for m in got if m["stream"] == "nvdausdt@forceOrder"]
+        assert liquidations and len(forced) == len(liquidations)
+        assert [(o["S"], o["q"], o["ap"]) for o in forced] == [
+            ("SELL", lots_text(e.qty, NVDA), price_text(e.price, NVDA)) for e in liquidations]
+        marks = [m["data"] for m in got if m["stream"] == "nvdausdt@markPrice@1s"]
+        assert marks and marks[-1]["i"] == "92"
+
+
+@pytest.mark.parametrize(("message", "error"), [
+    ('{"method": "SUBSCRIBE", "params": ["btcusdt@depth"], "id": 1}', 2),  # unknown symbol
+    ('{"method": "SUBSCRIBE", "params": ["nvdausdt@nonsense"], "id": 2}', 2),
+    ('{"method": "SUBSCRIBE", "params": ["NVDAUSDT@depth"], "id": 3}', 2),  # lower case only
+    ('{"method": "SUBSCRIBE", "params": "nvdausdt@depth", "id": 4}', 1),
+    ('{"method": "DANCE", "id": 5}', 2),
+    ('not json', 3),
+])
+def test_bad_subscriptions_get_binances_errors_and_the_connection_stays(message: str,
+                                                                         error: int) -> None:
+    with live_server(binance_port=0) as live:
+        ws = _ws(live, "/ws")
+        ws.send(message)
+        reply = json.loads(ws.recv(timeout=5))
+        assert reply["error"]["code"] == error
+        ws.send('{"method": "SUBSCRIBE", "params": ["nvdausdt@bookTicker"], "id": 9}')
+        assert json.loads(ws.recv(timeout=5)) == {"result": None, "id": 9}
+        ws.send('{"method": "LIST_SUBSCRIPTIONS", "id": 10}')
+        assert json.loads(ws.recv(timeout=5)) == {"result": ["nvdausdt@bookTicker"], "id": 10}
+        ws.close()
+
+
+def test_more_than_ten_messages_a_second_closes_the_connection() -> None:
+    # the server's clock stands still: the eleven messages fall in one second
+    with live_server(binance_port=0, clock=lambda: 1_796_000_000_000_000_000) as live:
+        ws = _ws(live, "/ws")
+        for i in range(11):
+            ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": i}))
+        replies = []
+        with pytest.raises(Exception):  # noqa: B017 (the close, in whichever form it comes)
+            while True:
+                replies.append(json.loads(ws.recv(timeout=5)))
+        assert len(replies) == 10
