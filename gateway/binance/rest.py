@@ -550,9 +550,13 @@ def make_app(source: Source, tape: Tape, *, weight_limit: int = DEFAULT_LIMIT
     ]
     for path, handler in routes:
         app.router.add_get(path, handler)
-    for method, path, handler in SignedRoutes(facade).routes():
+    signed = SignedRoutes(facade)
+    for method, path, handler in signed.routes():
         app.router.add_route(method, path, handler)
-    streams = Streams(facade, tape)
+    streams = Streams(facade, tape, signed.signer)
+    for method in ("POST", "PUT", "DELETE"):
+        app.router.add_route(method, "/fapi/v1/listenKey", streams.listen_key)
+    app.router.add_get("/private/ws", streams.handle)
     app[STREAMS] = streams
     for base in ("/ws", "/public/ws", "/market/ws"):
         app.router.add_get(base, streams.handle)

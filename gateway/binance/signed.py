@@ -24,6 +24,7 @@ from gaemi.gateway.binance.errors import BinanceError, from_native, json_respons
 from gaemi.gateway.binance.orders import OrderRecord, side_name
 from gaemi.gateway.binance.units import (
     OffGrid,
+    average_text,
     decimal_text,
     lots_text,
     price_text,
@@ -208,7 +209,7 @@ class SignedRoutes:
             "status": r.status,
             "clientOrderId": r.client_order_id or f"gaemi-{r.order_id}",
             "price": price_text(r.price or 0, spec),
-            "avgPrice": _price_fraction(avg, spec),
+            "avgPrice": average_text(avg, spec),
             "origQty": lots_text(r.orig_qty, spec), "executedQty": lots_text(r.executed, spec),
             "cumQty": lots_text(r.executed, spec), "cumQuote": _usd(r.quote),
             "timeInForce": r.time_in_force, "type": r.type, "origType": r.type,
@@ -464,16 +465,6 @@ def _usd(micro: int) -> str:
 
 def _signed_lots(lots: int, spec: MarketSpec) -> str:
     return ("-" if lots < 0 else "") + lots_text(abs(lots), spec)
-
-
-def _price_fraction(value: Fraction, spec: MarketSpec) -> str:
-    """An average price (ticks, a fraction) as USD a share, exact when it ends, else rounded
-    half to even at 8 decimals."""
-    usd = value * spec.tick_size / UNIT
-    scaled = usd * 10**8
-    if scaled.denominator == 1:
-        return decimal_text(usd)
-    return decimal_text(Fraction(round(scaled), 10**8))
 
 
 def _max_notional(spec: MarketSpec, leverage: int) -> int:

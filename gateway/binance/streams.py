@@ -27,14 +27,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections import deque
+from fractions import Fraction
 from typing import Any
 
 import orjson
 from aiohttp import WSMsgType, web
 
+from gaemi.gateway.binance.auth import Signer
+from gaemi.gateway.binance.errors import BinanceError, json_response
 from gaemi.gateway.binance.tape import NS_PER_MS, Tape
-from gaemi.gateway.binance.units import BinanceSymbols, lots_text, price_text, rate_text
+from gaemi.gateway.binance.units import (
+    BinanceSymbols,
+    average_text,
+    decimal_text,
+    lots_text,
+    price_text,
+    rate_text,
+)
+from gaemi.risk.markets import UNIT
 from gaemi.risk.venue import Venue
 
 __all__ = ["MAX_QUEUED", "Streams"]
@@ -42,6 +54,7 @@ __all__ = ["MAX_QUEUED", "Streams"]
 MAX_QUEUED = 10_000  # events waiting for one connection before it is closed as too slow
 MAX_STREAMS = 1_024
 MESSAGES_PER_SECOND = 10
+LISTEN_KEY_MS = 60 * 60_000  # a listen key lives an hour after its last keep-alive
 BOOK_LEVELS = 1_000
 _KINDS = ("depth", "depth@100ms", "depth@500ms", "depth5", "depth10", "depth20",
           "depth5@100ms", "depth10@100ms", "depth20@100ms", "depth5@500ms", "depth10@500ms",
@@ -50,10 +63,13 @@ _KINDS = ("depth", "depth@100ms", "depth@500ms", "depth5", "depth10", "depth20",
 
 
 class _Client:
-    __slots__ = ("ws", "streams", "combined", "queue", "ready", "closing", "stamps")
+    __slots__ = ("ws", "streams", "combined", "queue", "ready", "closing", "stamps", "account",
+                 "listen_key")
 
     def __init__(self, ws: web.WebSocketResponse, combined: bool) -> None:
         self.ws = ws
+        self.account: int | None = None  # a user data stream's account
+        self.listen_key: str | None = None
         self.streams: set[str] = set()
         self.combined = combined
         self.queue: deque[str] = deque()
@@ -76,9 +92,11 @@ class _Book:
 
 
 class Streams:
-    def __init__(self, facade: Any, tape: Tape) -> None:
+    def __init__(self, facade: Any, tape: Tape, signer: Signer) -> None:
         self.f = facade
         self.tape = tape
+        self.signer = signer
+        self.listen_keys: dict[str, tuple[int, int]] = {}  # key -> (account, expiry ms)
         self.clients: set[_Client] = set()
         self.books: dict[str, _Book] = {}
         self.trade_ids: dict[str, int] = {}  # symbol -> the last trade id published
@@ -94,7 +112,17 @@ class Streams:
         combined = request.path.startswith("/stream")
         client = _Client(ws, combined)
         names = []
-        if combined:
+        key = request.query.get("listenKey") if request.path.startswith("/private/ws") else \
+            request.match_info.get("tail") if request.match_info.get("tail") in \
+            self.listen_keys else None
+        if request.path.startswith("/private/ws") or key is not None:
+            account = self._account_of(key)
+            if account is None:
+                await ws.close(code=1008, message=b"invalid or expired listenKey")
+                return ws
+            client.account, client.listen_key = account, key
+            self.tape.listening.add(account)
+        elif combined:
             names = [n for n in request.query.get("streams", "").split("/") if n]
         elif request.match_info.get("tail") and request.path.startswith("/ws/"):
             names = request.match_info["tail"].split("/")
@@ -118,6 +146,9 @@ class Streams:
                 self._send(client, orjson.dumps(reply).decode())
         finally:
             self.clients.discard(client)
+            if client.account is not None and not any(
+                    c.account == client.account for c in self.clients):
+                self.tape.listening.discard(client.account)
             client.ready.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
@@ -125,6 +156,38 @@ class Streams:
                 code, why = client.closing or (1000, "")
                 await ws.close(code=code, message=why.encode())
         return ws
+
+    # -- the user data stream's keys --------------------------------------------------------------
+
+    def _account_of(self, key: str | None) -> int | None:
+        entry = self.listen_keys.get(key or "")
+        if entry is None or entry[1] < self.f.now_ms():
+            return None
+        return entry[0]
+
+    async def listen_key(self, request: web.Request) -> web.Response:
+        """POST: the account's key (a new one, or the live one, its hour renewed); PUT: keep
+        it alive another hour; DELETE: close it. Binance: the API key header only."""
+        account = self.signer.key(request.headers.get("X-MBX-APIKEY")).account_id
+        now = self.f.now_ms()
+        live = next((k for k, (a, expiry) in self.listen_keys.items()
+                     if a == account and expiry >= now), None)
+        if request.method == "POST":
+            key = live or secrets.token_urlsafe(48)[:64]
+            self.listen_keys[key] = (account, now + LISTEN_KEY_MS)
+            return json_response({"listenKey": key})
+        if live is None:
+            raise BinanceError(-1125, "This listenKey does not exist.")
+        if request.method == "PUT":
+            self.listen_keys[live] = (account, now + LISTEN_KEY_MS)
+            return json_response({"listenKey": live})
+        del self.listen_keys[live]
+        for client in self.clients:
+            if client.listen_key == live:
+                self._send(client, orjson.dumps({"e": "listenKeyExpired", "E": now,
+                                                 "listenKey": live}).decode())
+                client.closing = (1000, "listenKey closed")
+        return json_response({})
 
     def _allowed(self, client: _Client) -> bool:
         """At most 10 messages in any second of the server's clock."""
@@ -247,6 +310,7 @@ class Streams:
                     events[lower + "@markPrice"] = [mark]
                     events[lower + "@markPrice@1s"] = [mark]
         self._liquidation_events(venue, ms, events)
+        self._user_events(venue, ms)
         for name, clients in wanted.items():
             for event in events.get(name, ()):
                 data = orjson.dumps(event).decode()
@@ -345,11 +409,82 @@ class Streams:
             events.setdefault(name.lower() + "@forceOrder", []).append(event)
             events.setdefault("!forceOrder@arr", []).append(event)
 
+    def _user_events(self, venue: Venue, ms: int) -> None:
+        tape = self.tape
+        private, moved = tape.private, tape.moved
+        tape.private, tape.moved = [], {}
+        if not private and not moved:
+            return
+        users: dict[int, list[_Client]] = {}
+        for client in self.clients:
+            if client.account is not None:
+                users.setdefault(client.account, []).append(client)
+        for account, r, kind, fill, event_ms in private:
+            if account not in users:
+                continue
+            spec = venue.spec(r.symbol)
+            o = {"s": self.f.symbols().to_binance[r.symbol],
+                 "c": r.client_order_id or f"gaemi-{r.order_id}",
+                 "S": "BUY" if r.side > 0 else "SELL", "o": r.type, "f": r.time_in_force,
+                 "q": lots_text(r.orig_qty, spec), "p": price_text(r.price or 0, spec),
+                 "ap": average_text(Fraction(r.quote, r.executed * spec.multiplier), spec)
+                 if r.executed else "0",
+                 "sp": price_text(r.stop_price or 0, spec), "x": kind, "X": r.status,
+                 "i": r.order_id, "l": lots_text(fill.qty if fill else 0, spec),
+                 "z": lots_text(r.executed, spec),
+                 "L": price_text(fill.price if fill else 0, spec),
+                 "n": _usd(_fee(fill, account)) if fill else "0", "N": "USDT",
+                 "T": event_ms, "t": fill.trade_id if fill else 0, "b": "0", "a": "0",
+                 "m": bool(fill and fill.maker_account == account and
+                           fill.maker_order_id == r.order_id),
+                 "R": r.reduce_only, "wt": "MARK_PRICE", "ot": r.type, "ps": "BOTH",
+                 "cp": False, "rp": "0", "V": "NONE", "pm": "NONE", "gtd": 0}
+            message = orjson.dumps({"e": "ORDER_TRADE_UPDATE", "E": ms, "T": event_ms,
+                                    "o": o}).decode()
+            for client in users[account]:
+                self._send(client, message)
+        for account, symbols in moved.items():
+            if account not in users:
+                continue
+            try:
+                view = venue.account(account)
+            except KeyError:
+                continue
+            positions = []
+            for symbol in sorted(symbols):
+                spec = venue.spec(symbol)
+                p = view.positions.get(symbol)
+                positions.append({
+                    "s": self.f.symbols().to_binance[symbol],
+                    "pa": ("-" if p is not None and p.size < 0 else "") +
+                    lots_text(abs(p.size) if p is not None else 0, spec),
+                    "ep": price_text(p.entry_price if p is not None else 0, spec),
+                    "bep": price_text(p.entry_price if p is not None else 0, spec),
+                    "cr": "0", "up": _usd(p.unrealized_pnl if p is not None else 0),
+                    "mt": "isolated" if p is not None and p.margin_mode == "isolated"
+                    else "cross",
+                    "iw": _usd(p.isolated_margin if p is not None else 0), "ps": "BOTH"})
+            message = orjson.dumps({"e": "ACCOUNT_UPDATE", "E": ms, "T": ms, "a": {
+                "m": "ORDER", "B": [{"a": "USDT", "wb": _usd(view.balance),
+                                     "cw": _usd(view.balance), "bc": "0"}],
+                "P": positions}}).decode()
+            for client in users[account]:
+                self._send(client, message)
+
     async def close(self) -> None:
         for client in list(self.clients):
             client.closing = (1001, "server shutting down")
             client.ready.set()
             await client.ws.close(code=1001, message=b"server shutting down")
+
+
+def _usd(micro: int) -> str:
+    return decimal_text(Fraction(micro, UNIT))
+
+
+def _fee(fill: Any, account: int) -> int:
+    """What ``account`` paid on ``fill`` (a maker rebate is negative)."""
+    return int(fill.taker_fee if fill.taker_account == account else fill.maker_fee)
 
 
 def _diff(old: dict[int, int], new: dict[int, int], *, reverse: bool) -> list[tuple[int, int]]:

@@ -12,14 +12,15 @@ history from before a restart is not rebuilt from the journal. Times are venue t
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gaemi.engine.codes import Side
-from gaemi.gateway.binance.orders import Orders
+from gaemi.gateway.binance.orders import OrderRecord, Orders
 from gaemi.risk.events import (
     ConditionalAccepted,
     Fill,
+    FundingPayment,
     FundingSettled,
     Liquidation,
     OrderAccepted,
@@ -104,6 +105,11 @@ class Tape:
         self.markets = {s: _Market() for s in multipliers}
         self.orders = Orders(multipliers)
         self.touched: set[str] = set()  # markets whose book may have moved (streams.py)
+        # the user data stream's accounts, and their order updates of the current batch:
+        # (account, the order as it stood after the event, execution type, fill or None, ms)
+        self.listening: set[int] = set()
+        self.private: list[tuple[int, OrderRecord, str, Fill | None, int]] = []
+        self.moved: dict[int, set[str]] = {}  # listening account -> markets to report
         self.liquidations: deque[Liquidation] = deque(maxlen=MAX_TRADES)
         self.liquidations_seen = 0
 
@@ -115,6 +121,10 @@ class Tape:
             if t in ORDER_EVENTS:
                 orders.observe(e, ms)
                 self.touched.add(e.symbol)
+                if self.listening:
+                    self._private(e, ms)
+            elif t is FundingPayment and e.account_id in self.listening:
+                self.moved.setdefault(e.account_id, set()).add(e.symbol)
             if t is Liquidation:
                 self.liquidations.append(e)
                 self.liquidations_seen += 1
@@ -123,6 +133,27 @@ class Tape:
             elif t is FundingSettled:
                 self.markets[e.symbol].fundings.append(Funding(e.ts_ns // NS_PER_MS, e.rate,
                                                                e.price))
+
+    def _private(self, e: Any, ms: int) -> None:
+        """Order updates of the accounts with a user data stream, as they stood."""
+        t = type(e)
+        if t is Fill:
+            pairs = [(e.taker_account, e.taker_order_id), (e.maker_account, e.maker_order_id)]
+        else:
+            pairs = [(e.account_id, e.order_id)]
+        for account, oid in pairs:
+            if account not in self.listening:
+                continue
+            record = self.orders.by_id.get(oid)
+            if record is None:
+                continue
+            kind = {Fill: "TRADE", OrderAccepted: "NEW", ConditionalAccepted: "NEW",
+                    OrderAmended: "AMENDMENT", OrderTriggered: "NEW"}.get(t)
+            if t is OrderCanceled:
+                kind = "EXPIRED" if record.status == "EXPIRED" else "CANCELED"
+            self.private.append((account, replace(record), kind or "NEW",
+                                 e if t is Fill else None, ms))
+            self.moved.setdefault(account, set()).add(record.symbol)
 
     def _fill(self, e: Fill, ms: int) -> None:
         m = self.markets[e.symbol]

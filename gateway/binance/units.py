@@ -18,7 +18,8 @@ from fractions import Fraction
 from gaemi.risk.markets import PPB, UNIT, MarketSpec
 
 __all__ = ["BinanceSymbols", "OffGrid", "binance_symbol", "decimal_text", "lots_text",
-           "parse_decimal", "price_text", "rate_text", "to_lots", "to_ticks"]
+           "parse_decimal", "price_text", "rate_text", "to_lots", "to_ticks",
+           "average_text"]
 
 QUOTE = "USDT"
 _DECIMAL = re.compile(r"[0-9]{1,20}(\.[0-9]{1,20})?")  # ASCII digits only
@@ -97,3 +98,13 @@ def rate_text(ppb: int) -> str:
     text = decimal_text(Fraction(ppb, PPB))
     whole, _, digits = text.partition(".")
     return f"{whole}.{digits.ljust(8, '0')}" if len(digits) <= 8 else text
+
+
+def average_text(ticks: Fraction, spec: MarketSpec) -> str:
+    """An average price (ticks, a fraction) as USD a share: exact when it ends within 8
+    decimals, else rounded half to even at 8."""
+    usd = ticks * spec.tick_size / UNIT
+    scaled = usd * 10**8
+    if scaled.denominator == 1:
+        return decimal_text(usd)
+    return decimal_text(Fraction(round(scaled), 10**8))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from decimal import Decimal
@@ -239,3 +240,79 @@ def test_more_than_ten_messages_a_second_closes_the_connection() -> None:
             while True:
                 replies.append(json.loads(ws.recv(timeout=5)))
         assert len(replies) == 10
+
+
+def test_ccxt_pro_watches_its_orders_and_positions_on_the_user_stream() -> None:
+    with live_server(binance_port=0) as live:
+        key = live.server.keys["dev-3"]
+
+        async def main() -> tuple[list[Any], list[Any]]:
+            exchange = ccxtpro.binanceusdm({"apiKey": key.key, "secret": key.secret,
+                                            "options": {"fetchCurrencies": False,
+                                                        "recvWindow": 60_000}})
+            _point(exchange, live.server.binance_url)
+            loop = asyncio.get_running_loop()
+            try:
+                await exchange.load_markets()
+                orders_future = asyncio.ensure_future(exchange.watch_orders("NVDA/USDT:USDT"))
+                while not live.server.tape.listening:  # until the user stream is open
+                    await asyncio.sleep(0.02)
+                positions_future = asyncio.ensure_future(
+                    exchange.watch_positions(["NVDA/USDT:USDT"]))
+                await asyncio.sleep(0)
+                # account 1 rests an ask; account 3 (ccxt's) buys 1.5 shares of it
+                await loop.run_in_executor(None, lambda: _run(
+                    live, PlaceOrder(1, SYM, SELL, 10_010, 400),
+                    PlaceOrder(3, SYM, BUY, 10_010, 150, client_order_id="mine-1")))
+                orders = await asyncio.wait_for(orders_future, 10)
+                while orders[-1]["status"] != "closed":  # the NEW update may come alone
+                    orders = await asyncio.wait_for(exchange.watch_orders("NVDA/USDT:USDT"), 10)
+                positions = await asyncio.wait_for(positions_future, 10)
+                while not any(p["contracts"] for p in positions):  # the snapshot came first
+                    positions = await asyncio.wait_for(
+                        exchange.watch_positions(["NVDA/USDT:USDT"]), 10)
+                return orders, positions
+            finally:
+                await exchange.close()
+
+        orders, positions = asyncio.run(main())
+
+        # Assert: ccxt parsed the venue's order as it filled, and the position it made
+        mine = [o for o in orders if o["clientOrderId"] == "mine-1"]
+        assert mine and mine[-1]["status"] == "closed" and mine[-1]["filled"] == 1.5
+        assert mine[-1]["average"] == pytest.approx(100.10)
+        position = [p for p in positions if p["symbol"] == "NVDA/USDT:USDT"][-1]
+        assert position["contracts"] == 1.5 and position["side"] == "long"
+        assert live.server.venue.account(3).positions[SYM].size == 150
+
+
+def test_listen_keys_live_an_hour_and_can_be_closed() -> None:
+    now = [1_796_000_000_000_000_000]
+    with live_server(binance_port=0, clock=lambda: now[0]) as live:
+        key = live.server.keys["dev-2"]
+
+        def call(method: str) -> tuple[int, Any]:
+            request = urllib.request.Request(live.server.binance_url + "/fapi/v1/listenKey",
+                                             method=method, data=b"",
+                                             headers={"X-MBX-APIKEY": key.key})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as r:
+                    return r.status, json.loads(r.read())
+            except urllib.error.HTTPError as exc:
+                return exc.code, json.loads(exc.read())
+
+        status, first = call("POST")
+        assert status == 200 and len(first["listenKey"]) == 64
+        assert call("POST")[1] == first  # the live key again
+        now[0] += 59 * 60 * 10**9
+        assert call("PUT")[0] == 200  # kept alive for another hour
+        now[0] += 59 * 60 * 10**9
+        ws = _ws(live, "/private/ws?listenKey=" + first["listenKey"])
+        ws.send('{"method": "LIST_SUBSCRIPTIONS", "id": 1}')
+        assert json.loads(ws.recv(timeout=5)) == {"result": [], "id": 1}
+        ws.close()
+        assert call("DELETE") == (200, {})
+        assert call("PUT")[1]["code"] == -1125
+        with pytest.raises(Exception):  # noqa: B017 (closed: the key is gone)
+            gone = _ws(live, "/private/ws?listenKey=" + first["listenKey"])
+            gone.recv(timeout=5)
