@@ -51,6 +51,8 @@ class OrderRecord:
     time_ms: int = 0
     update_ms: int = 0
     liquidation: bool = False
+    triggered: bool = False  # a conditional order whose trigger fired
+    trigger_ms: int = 0
 
     @property
     def done(self) -> bool:
@@ -113,7 +115,8 @@ class Orders:
         elif t is OrderTriggered:
             record = self.by_id.get(e.order_id)
             if record is not None:
-                record.update_ms = ms
+                record.triggered = True
+                record.trigger_ms = record.update_ms = ms
 
     def _add(self, record: OrderRecord) -> None:
         self.by_id[record.order_id] = record

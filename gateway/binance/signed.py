@@ -39,6 +39,7 @@ __all__ = ["SignedRoutes"]
 _SIGNING = ("timestamp", "recvWindow", "signature")
 _TYPES = ("LIMIT", "MARKET", "STOP_MARKET", "TAKE_PROFIT_MARKET", "STOP", "TAKE_PROFIT")
 _TIFS = ("GTC", "IOC", "FOK", "GTX")
+_CONDITIONAL = ("STOP_MARKET", "TAKE_PROFIT_MARKET", "STOP", "TAKE_PROFIT")
 MAX_BODY = 16 * 1024
 
 
@@ -96,6 +97,26 @@ class SignedRoutes:
 
     async def new_order(self, request: web.Request) -> web.Response:
         account, p = await self._params(request)
+        symbol, args = self._order_args(p, algo=False)
+        result = await self._call(account, "order.place", args)
+        return json_response(self._order(account, result["orderId"], symbol))
+
+    async def new_algo_order(self, request: web.Request) -> web.Response:
+        """Binance's conditional ("algo") orders, as ccxt 4.5 sends stop and take-profit
+        orders: the venue's conditional orders, triggered by the mark."""
+        account, p = await self._params(request)
+        symbol, args = self._order_args(p, algo=True)
+        result = await self._call(account, "order.place", args)
+        record = self.f.tape.orders.get(account, result["orderId"], None)
+        if record is None:
+            raise BinanceError(-1000, "The order was placed but its record is missing.", 500)
+        return json_response(self._algo_json(record))
+
+    def _order_args(self, p: Any, *, algo: bool) -> tuple[str, dict[str, Any]]:
+        """The native ``order.place`` arguments of a Binance order (``algo``: of an algo
+        order, whose trigger is ``triggerPrice`` and client id ``clientAlgoId``)."""
+        if algo and p.need("algoType") != "CONDITIONAL":
+            raise BinanceError(-1116, "Invalid algoType: CONDITIONAL only.")
         symbol = self.f.market(p.need("symbol"))
         spec = self.f.venue().spec(symbol)
         side = p.need("side")
@@ -103,32 +124,36 @@ class SignedRoutes:
         tif = p.get("timeInForce")
         qty_text = p.need("quantity")
         price_text_ = p.get("price")
-        stop_text = p.get("stopPrice")
+        stop_text = p.get("triggerPrice" if algo else "stopPrice")
         reduce_text = p.get("reduceOnly")
-        cid = p.get("newClientOrderId")
+        cid = p.get("clientAlgoId" if algo else "newClientOrderId")
         position_side = p.get("positionSide")
         working = p.get("workingType")
+        close_position = p.get("closePosition")
         for ignored in ("newOrderRespType", "priceProtect"):
             p.get(ignored)
         p.done()
         if side not in ("BUY", "SELL"):
             raise BinanceError(-1117, "Invalid side.")
-        if kind not in _TYPES:
+        if kind not in (_CONDITIONAL if algo else _TYPES):
             raise BinanceError(-1116, "Invalid orderType.")
         if tif is not None and tif not in _TIFS:
             raise BinanceError(-1115, "Invalid timeInForce.")
         if position_side not in (None, "BOTH"):
             raise BinanceError(-4061, "Order's position side does not match user's setting "
                                "(one-way mode: positionSide BOTH).")
-        if working not in (None, "MARK_PRICE"):
+        if working not in (None, "MARK_PRICE", "CONTRACT_PRICE") or (
+                working == "CONTRACT_PRICE" and kind in _CONDITIONAL):
             raise BinanceError(-4000, "Conditional orders trigger on the mark price "
                                "(workingType MARK_PRICE).")
+        if close_position not in (None, "false"):
+            raise BinanceError(-4000, "closePosition is not supported: send the position's "
+                               "size with reduceOnly.")
         if reduce_text not in (None, "true", "false"):
             raise BinanceError(-1100, "Illegal characters found in parameter 'reduceOnly'.")
         args: dict[str, Any] = {"symbol": symbol, "side": side, "type": kind,
                                 "qty": _lots(qty_text, spec)}
-        limit = kind in ("LIMIT", "STOP", "TAKE_PROFIT")
-        if limit:
+        if kind in ("LIMIT", "STOP", "TAKE_PROFIT"):
             if price_text_ is None:
                 raise _missing("price")
             if kind == "LIMIT" and tif is None:
@@ -136,9 +161,9 @@ class SignedRoutes:
             args["price"] = _ticks(price_text_, spec, "price")
         elif price_text_ is not None:
             raise BinanceError(-1106, "Parameter 'price' sent when not required.")
-        if kind in ("STOP_MARKET", "TAKE_PROFIT_MARKET", "STOP", "TAKE_PROFIT"):
+        if kind in _CONDITIONAL:
             if stop_text is None:
-                raise _missing("stopPrice")
+                raise _missing("triggerPrice" if algo else "stopPrice")
             args["triggerPrice"] = _ticks(stop_text, spec, "stopPrice")
         elif stop_text is not None:
             raise BinanceError(-1106, "Parameter 'stopPrice' sent when not required.")
@@ -148,8 +173,7 @@ class SignedRoutes:
             args["reduceOnly"] = True
         if cid is not None:
             args["clientOrderId"] = cid
-        result = await self._call(account, "order.place", args)
-        return json_response(self._order(account, result["orderId"], symbol))
+        return symbol, args
 
     async def query_order(self, request: web.Request) -> web.Response:
         account, p = await self._params(request)
@@ -194,6 +218,75 @@ class SignedRoutes:
         await self._call(account, "order.cancelAll", {"symbol": symbol})
         return json_response({"code": 200, "msg": "The operation of cancel all open order is "
                                                 "done."})
+
+    async def query_algo_order(self, request: web.Request) -> web.Response:
+        account, p = await self._params(request)
+        record = self._algo_record(account, p)
+        return json_response(self._algo_json(record))
+
+    async def cancel_algo_order(self, request: web.Request) -> web.Response:
+        account, p = await self._params(request)
+        record = self._algo_record(account, p)
+        if record.done or record.triggered:
+            raise BinanceError(-2011, "Unknown order sent.")
+        await self._call(account, "order.cancel", {"symbol": record.symbol,
+                                                   "orderId": record.order_id})
+        return json_response({"algoId": record.order_id,
+                              "clientAlgoId": record.client_order_id or
+                              f"gaemi-{record.order_id}", "code": "200", "msg": "success"})
+
+    async def open_algo_orders(self, request: web.Request) -> web.Response:
+        account, p = await self._params(request)
+        symbol_text = p.get("symbol")
+        p.get("algoType")
+        p.done()
+        args = {} if symbol_text is None else {"symbol": self.f.market(symbol_text)}
+        result = await self._call(account, "account.openOrders", args,
+                                  unknown_account={"orders": []})
+        rows = []
+        for o in result["orders"]:
+            record = self.f.tape.orders.get(account, o["orderId"], None)
+            if record is not None and "triggerPrice" in o:
+                rows.append(self._algo_json(record))
+        return json_response(rows)
+
+    def _algo_record(self, account: int, p: Any) -> OrderRecord:
+        symbol_text = p.get("symbol")
+        symbol = self.f.market(symbol_text) if symbol_text is not None else None
+        oid_text = p.get("algoId")
+        cid = p.get("clientAlgoId")
+        p.done()
+        if oid_text is None and cid is None:
+            raise BinanceError(-1102, "Param 'algoId' or 'clientAlgoId' must be sent.")
+        if oid_text is not None and not (oid_text.isascii() and oid_text.isdigit()
+                                         and len(oid_text) <= 18):
+            raise BinanceError(-1100, "Illegal characters found in parameter 'algoId'.")
+        record: OrderRecord | None = self.f.tape.orders.get(
+            account, int(oid_text) if oid_text else None, cid)
+        if record is None or record.stop_price is None or (
+                symbol is not None and record.symbol != symbol):
+            raise BinanceError(-2013, "Order does not exist.")
+        return record
+
+    def _algo_json(self, r: OrderRecord) -> dict[str, Any]:
+        spec = self.f.venue().spec(r.symbol)
+        if r.done:
+            status = "FINISHED" if r.status == "FILLED" else r.status
+        else:
+            status = "TRIGGERED" if r.triggered else "NEW"
+        return {
+            "algoId": r.order_id, "clientAlgoId": r.client_order_id or f"gaemi-{r.order_id}",
+            "algoType": "CONDITIONAL", "orderType": r.type,
+            "symbol": self.f.symbols().to_binance[r.symbol], "side": side_name(r.side),
+            "positionSide": "BOTH", "timeInForce": r.time_in_force,
+            "quantity": lots_text(r.orig_qty, spec), "algoStatus": status,
+            "triggerPrice": price_text(r.stop_price or 0, spec),
+            "price": price_text(r.price or 0, spec), "icebergQuantity": None,
+            "selfTradePreventionMode": "NONE", "workingType": "MARK_PRICE",
+            "priceMatch": "NONE", "closePosition": False, "priceProtect": False,
+            "reduceOnly": r.reduce_only, "createTime": r.time_ms, "updateTime": r.update_ms,
+            "triggerTime": r.trigger_ms, "goodTillDate": 0,
+        }
 
     def _order(self, account: int, order_id: int, symbol: str) -> dict[str, Any]:
         record = self.f.tape.orders.get(account, order_id, None)
@@ -391,6 +484,10 @@ class SignedRoutes:
     def routes(self) -> list[tuple[str, str, Callable[[web.Request], Awaitable[Any]]]]:
         return [
             ("POST", "/fapi/v1/order", self.new_order),
+            ("POST", "/fapi/v1/algoOrder", self.new_algo_order),
+            ("GET", "/fapi/v1/algoOrder", self.query_algo_order),
+            ("DELETE", "/fapi/v1/algoOrder", self.cancel_algo_order),
+            ("GET", "/fapi/v1/openAlgoOrders", self.open_algo_orders),
             ("GET", "/fapi/v1/order", self.query_order),
             ("DELETE", "/fapi/v1/order", self.cancel_order),
             ("GET", "/fapi/v1/openOrders", self.open_orders),

@@ -20,11 +20,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gaemi.engine.codes import Side
+from gaemi.risk import PlaceOrder, SetIndexPrice
 from gaemi.risk.markets import PRESETS
 from tests.gateway.live import SYM, LiveServer, live_server
 
 S = "NVDA/USDT:USDT"
 NVDA = PRESETS[SYM]
+BUY = Side.BUY
 
 
 @pytest.fixture
@@ -253,3 +256,42 @@ def test_fuzzed_signed_requests_get_answers_and_keep_the_money_whole(
     live.server.venue.check_invariants()
     status, _ = _signed(live, "GET", "/fapi/v3/account", {})
     assert status == 200
+
+
+def _system(live: LiveServer, *commands: Any) -> None:
+    """Commands of the venue's owner, in one batch on the server's loop."""
+    def run() -> None:
+        for c in commands:
+            live.server.exchange.system(c)
+        live.server.exchange.end_batch()
+    live.on_loop(run)
+
+
+def test_a_ccxt_stop_market_order_waits_for_the_mark_then_trades(live: LiveServer) -> None:
+    # Arrange: account 1 bids $94 for 2 shares; account 2 (ccxt) sells 1 share on a stop at
+    # $95, sent as ccxt 4.5 sends conditional orders (Binance's algo-order route)
+    _system(live, PlaceOrder(1, SYM, BUY, 9_400, 200))
+    trader = _client(live, "dev-2")
+    stop = trader.create_order(S, "STOP_MARKET", "sell", 1, None, {"stopPrice": 95})
+    waiting = trader.fetch_open_orders(S, params={"trigger": True})
+    assert (stop["status"], stop["triggerPrice"]) == ("open", 95.0)
+    assert [o["id"] for o in waiting] == [stop["id"]]
+
+    # Act: the index, and with it the mark, falls to $94.50
+    _system(live, SetIndexPrice(SYM, 9_450))
+
+    # Assert: the stop fired and sold into the $94 bid
+    done = trader.fetch_order(stop["id"], S, {"trigger": True})
+    assert done["info"]["algoStatus"] == "FINISHED" and done["status"] == "closed"
+    assert live.server.venue.account(2).positions[SYM].size == -100
+    assert trader.fetch_open_orders(S, params={"trigger": True}) == []
+
+
+def test_a_waiting_stop_can_be_cancelled(live: LiveServer) -> None:
+    trader = _client(live, "dev-2")
+    stop = trader.create_order(S, "STOP_MARKET", "sell", 1, None, {"stopPrice": 95,
+                                                                   "clientOrderId": "stop-1"})
+    canceled = trader.cancel_order(stop["id"], S, {"trigger": True})
+    assert canceled["info"]["clientAlgoId"] == "stop-1"
+    assert trader.fetch_order(stop["id"], S, {"trigger": True})["status"] == "canceled"
+    assert live.server.venue.open_orders(2) == []
