@@ -10,11 +10,13 @@ from the recorded history (orders.py).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from fractions import Fraction
 from typing import Any
 from urllib.parse import parse_qsl
 
+import orjson
 from aiohttp import web
 from multidict import MultiDict
 
@@ -41,6 +43,7 @@ _TYPES = ("LIMIT", "MARKET", "STOP_MARKET", "TAKE_PROFIT_MARKET", "STOP", "TAKE_
 _TIFS = ("GTC", "IOC", "FOK", "GTX")
 _CONDITIONAL = ("STOP_MARKET", "TAKE_PROFIT_MARKET", "STOP", "TAKE_PROFIT")
 MAX_BODY = 16 * 1024
+MAX_BATCH = 5  # orders in one batchOrders request (Binance's limit)
 
 
 class SignedRoutes:
@@ -100,6 +103,44 @@ class SignedRoutes:
         symbol, args = self._order_args(p, algo=False)
         result = await self._call(account, "order.place", args)
         return json_response(self._order(account, result["orderId"], symbol))
+
+    async def batch_orders(self, request: web.Request) -> web.Response:
+        """Up to 5 orders, each placed (or refused) on its own, as Binance does: the answer
+        lists each order, or its error, in the order sent. They run in one sequencer batch."""
+        account, p = await self._params(request)
+        text = p.need("batchOrders")
+        p.done()
+        try:
+            items = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raise BinanceError(-1130, "Data sent for parameter 'batchOrders' is not valid: "
+                               "not JSON.") from None
+        if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
+            raise BinanceError(-1130, f"Data sent for parameter 'batchOrders' is not valid: "
+                               f"a list of 1 to {MAX_BATCH} orders.")
+        placed: list[tuple[str, Any] | BinanceError] = []
+        for item in items:
+            try:
+                placed.append(self._order_args(self.f.params_of(_batch_item(item)),
+                                               algo=False))
+            except BinanceError as exc:
+                placed.append(exc)
+        pending = [self._call(account, "order.place", args)
+                   for symbol, args in (x for x in placed if not isinstance(x, BinanceError))]
+        results = iter(await asyncio.gather(*pending, return_exceptions=True))
+        out: list[Any] = []
+        for x in placed:
+            if isinstance(x, BinanceError):
+                out.append({"code": x.code, "msg": x.msg})
+                continue
+            result = next(results)
+            if isinstance(result, BinanceError):
+                out.append({"code": result.code, "msg": result.msg})
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                out.append(self._order(account, result["orderId"], x[0]))
+        return json_response(out)
 
     async def new_algo_order(self, request: web.Request) -> web.Response:
         """Binance's conditional ("algo") orders, as ccxt 4.5 sends stop and take-profit
@@ -484,6 +525,7 @@ class SignedRoutes:
     def routes(self) -> list[tuple[str, str, Callable[[web.Request], Awaitable[Any]]]]:
         return [
             ("POST", "/fapi/v1/order", self.new_order),
+            ("POST", "/fapi/v1/batchOrders", self.batch_orders),
             ("POST", "/fapi/v1/algoOrder", self.new_algo_order),
             ("GET", "/fapi/v1/algoOrder", self.query_algo_order),
             ("DELETE", "/fapi/v1/algoOrder", self.cancel_algo_order),
@@ -504,6 +546,24 @@ class SignedRoutes:
             ("GET", "/fapi/v1/positionSide/dual", self.get_position_mode),
             ("POST", "/fapi/v1/positionSide/dual", self.set_position_mode),
         ]
+
+
+def _batch_item(item: Any) -> MultiDict[str]:
+    """One order of a batch as parameters: text values, and JSON booleans and integers as
+    Binance reads them (ccxt sends ``"reduceOnly": true``); a JSON number with a fraction is
+    refused: a price or size is sent as text, exactly."""
+    if not isinstance(item, dict):
+        raise BinanceError(-1100, "Each order of batchOrders is an object.")
+    out: MultiDict[str] = MultiDict()
+    for k, v in item.items():
+        if type(v) is bool:
+            v = "true" if v else "false"
+        elif type(v) is int:
+            v = str(v)
+        if not isinstance(v, str):
+            raise BinanceError(-1100, f"Illegal value for parameter '{k}': send it as text.")
+        out[k] = v
+    return out
 
 
 def _missing(name: str) -> BinanceError:

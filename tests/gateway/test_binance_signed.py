@@ -295,3 +295,19 @@ def test_a_waiting_stop_can_be_cancelled(live: LiveServer) -> None:
     assert canceled["info"]["clientAlgoId"] == "stop-1"
     assert trader.fetch_order(stop["id"], S, {"trigger": True})["status"] == "canceled"
     assert live.server.venue.open_orders(2) == []
+
+
+def test_ccxt_places_a_batch_and_each_order_stands_or_falls_alone(live: LiveServer) -> None:
+    trader = _client(live, "dev-1")
+    orders = trader.create_orders([
+        {"symbol": S, "type": "limit", "side": "buy", "amount": 1, "price": 99.00},
+        # reduce-only with no position: the venue refuses this one alone
+        {"symbol": S, "type": "limit", "side": "sell", "amount": 1, "price": 101.00,
+         "params": {"reduceOnly": True}},
+        {"symbol": S, "type": "limit", "side": "sell", "amount": 2, "price": 101.00},
+    ])
+    # (ccxt sorts what it returns by time: the refused order, which has none, comes first)
+    assert sorted((o["info"].get("code") or 0, o["status"]) for o in orders) == [
+        (-2022, "rejected"), (0, "open"), (0, "open")]
+    assert sorted((o["price"], o["qty"]) for o in live.server.venue.open_orders(1)) == [
+        (9_900, 100), (10_100, 200)]
