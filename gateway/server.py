@@ -206,8 +206,10 @@ class Server:
         # key file there, so that a server that fails to start leaves nothing behind)
         self.on_started: list[Callable[[], None]] = []
         self._turns: deque[_Link] = deque()  # connections with frames waiting, in turn order
-        # requests of the Binance facade: (account, message, future of the response)
-        self._calls: deque[tuple[int, dict[str, Any], asyncio.Future[Any]]] = deque()
+        # requests of the Binance facade, per account: (message, future of the response),
+        # and the accounts with requests waiting, in turn order
+        self._calls: dict[int, deque[tuple[dict[str, Any], asyncio.Future[Any]]]] = {}
+        self._call_turns: deque[int] = deque()
         self._call_conns: dict[int, Conn] = {}  # account -> its in-process connection
         self._call_ids = 0
         self._control: deque[str] = deque()  # ticks, shutdown, stop
@@ -296,6 +298,7 @@ class Server:
         if self.binance_port is not None:  # the facade's history, from the venue's events
             self.tape = Tape({s: venue.spec(s).multiplier for s in venue.symbols},
                              lambda: self.venue.time if self.venue is not None else 0)
+            self.tape.orders.seed(venue, venue.time // 1_000_000)  # after a restart
         self.exchange = Exchange(venue, self.keys, limits=self.limits, restore=restore,
                                  guards=guards,
                                  observer=self.tape.observe if self.tape is not None else None)
@@ -533,10 +536,17 @@ class Server:
         if self._stopping or self._tasks[0].done():
             return {"id": None, "ok": False,
                     "error": {"code": 9002, "msg": "SHUTTING_DOWN: the server is stopping"}}
+        queue = self._calls.get(account_id)
+        if queue is None:
+            queue = self._calls[account_id] = deque()
+        if len(queue) >= MAX_INFLIGHT:  # as a native connection's: the account waits its turn
+            return {"id": None, "ok": False,
+                    "error": {"code": 8010, "msg": "RATE_LIMITED: too many requests waiting"}}
         self._call_ids += 1
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._calls.append((account_id, {"id": self._call_ids, "op": op, "args": args},
-                            future))
+        if not queue:
+            self._call_turns.append(account_id)
+        queue.append(({"id": self._call_ids, "op": op, "args": args}, future))
         self._wake.set()
         response: dict[str, Any] = await future
         return response
@@ -545,19 +555,26 @@ class Server:
         exchange = self.exchange
         assert exchange is not None
         out = []
-        calls = self._calls
-        for _ in range(min(len(calls), FRAMES_PER_TURN)):
-            account, message, future = calls.popleft()
+        turns = self._call_turns
+        for _ in range(len(turns)):  # one turn of every account with requests waiting
+            account = turns.popleft()
+            queue = self._calls[account]
             conn = self._call_conns.get(account)
             if conn is None or conn.cid not in exchange.conns:
                 conn = self._call_conns[account] = exchange.open_session(account, now)
-            exchange.handle(conn, message, now)
-            outbox: list[Any] = conn.take_outbox()  # in-process: the messages themselves
-            responses = [m for m in outbox if m.get("id") == message["id"]]
-            out.append((future, responses[0] if responses else
-                        {"id": message["id"], "ok": False,
-                         "error": {"code": 9001, "msg": "INTERNAL_ERROR: no response"}}))
-        if calls:
+            for _ in range(min(FRAMES_PER_TURN, len(queue))):
+                message, future = queue.popleft()
+                exchange.handle(conn, message, now)
+                outbox: list[Any] = conn.take_outbox()  # in-process: the messages themselves
+                responses = [m for m in outbox if m.get("id") == message["id"]]
+                out.append((future, responses[0] if responses else
+                            {"id": message["id"], "ok": False,
+                             "error": {"code": 9001, "msg": "INTERNAL_ERROR: no response"}}))
+            if queue:
+                turns.append(account)  # the rest in the next batch, after the others
+            else:
+                del self._calls[account]
+        if turns:
             self._wake.set()
         return out
 

@@ -7,10 +7,12 @@ string followed by the form body, exactly as sent, without the ``&signature=...`
 request is valid while ``timestamp < server time + 1,000`` and ``server time - timestamp <=
 recvWindow``. The API keys are the native protocol's (docs/protocol.md §3).
 
-Beyond Binance, the signature of a request that changes something (POST, PUT, DELETE) is
-accepted once: a replay inside its window is refused (Binance accepts it), so a request
-captured on the wire cannot place its order twice. Reads may repeat (a poll in the same
-millisecond signs the same text).
+Beyond Binance (which signs neither the method nor the route, and accepts replays inside the
+window), a request that changes something (POST, PUT, DELETE) is refused if its signature was
+seen before on any request: a captured order cannot be placed twice, nor the signed text of a
+read replayed as "cancel every order" on another route. Reads are never refused for it (two
+reads in one millisecond may sign the same text). When the memory of signatures is full, new
+requests are refused (``-1008``), never accepted unremembered.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ MAX_SEEN = 100_000  # signatures remembered (they expire with their window anywa
 
 
 class Signer:
-    """Checks signed requests against ``keys``; remembers the signatures it accepted."""
+    """Checks signed requests against ``keys``; remembers the signatures it accepted, with
+    the route each was first seen on."""
 
     def __init__(self, keys: dict[str, ApiKey]) -> None:
         self.keys = keys
@@ -48,9 +51,9 @@ class Signer:
 
     def verify(self, header: str | None, query: str, body: str, params: dict[str, str],
                now_ms: int, *, once: bool) -> ApiKey:
-        """The key of a correctly signed, fresh request (``once``: and first seen);
-        BinanceError otherwise. ``params`` are the request's parameters (query and body),
-        signature included."""
+        """The key of a correctly signed, fresh request (``once``: a state-changing one,
+        whose signature must not have been seen before); BinanceError otherwise. ``params``
+        are the request's parameters (query and body), signature included."""
         key = self.key(header)
         signature = params.get("signature")
         if not signature:
@@ -72,14 +75,17 @@ class Signer:
         expected = hmac.new(key.secret.encode(), signed.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, signature.lower()):
             raise BinanceError(-1022, "Signature for this request is not valid.")
-        if not once:
-            return key
         self._forget(now_ms)
-        if signature.lower() in self._seen:
-            raise BinanceError(-1022, "Signature for this request was already used.")
-        if len(self._seen) < MAX_SEEN:
-            self._seen.add(signature.lower())
-            self._expiry.append((timestamp + window, signature.lower()))
+        sig = signature.lower()
+        if sig in self._seen:
+            if once:
+                raise BinanceError(-1022, "Signature for this request was already used.")
+            return key
+        if len(self._seen) >= MAX_SEEN:
+            raise BinanceError(-1008, "Server is currently overloaded with other requests. "
+                               "Please try again in a few minutes.", 503)
+        self._seen.add(sig)
+        self._expiry.append((timestamp + window, sig))
         return key
 
     def _forget(self, now_ms: int) -> None:

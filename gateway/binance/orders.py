@@ -23,9 +23,10 @@ from gaemi.risk.events import (
     OrderTriggered,
 )
 
-__all__ = ["MAX_FINISHED", "OrderRecord", "Orders"]
+__all__ = ["MAX_FINISHED", "SYNTHETIC_ID", "OrderRecord", "Orders"]
 
 MAX_FINISHED = 100_000
+SYNTHETIC_ID = "gaemi-"  # the client id of an order sent without one: gaemi-<orderId>
 _TIF = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.FOK: "FOK"}
 _EXPIRED = {"expired", "fok", "self_trade"}  # Binance: EXPIRED (the rest: CANCELED)
 _CONDITIONAL = {("stop", False): "STOP_MARKET", ("stop", True): "STOP",
@@ -70,6 +71,13 @@ class Orders:
             client_order_id: str | None) -> OrderRecord | None:
         if order_id is None and client_order_id is not None:
             order_id = self.by_client.get((account_id, client_order_id))
+            number = client_order_id.removeprefix(SYNTHETIC_ID)
+            if order_id is None and client_order_id.startswith(SYNTHETIC_ID) and \
+                    number.isascii() and number.isdigit() and len(number) <= 18:
+                order_id = int(number)
+                record = self.by_id.get(order_id)
+                if record is None or record.client_order_id is not None:
+                    return None
         record = self.by_id.get(order_id) if order_id is not None else None
         return record if record is not None and record.account_id == account_id else None
 
@@ -117,6 +125,24 @@ class Orders:
             if record is not None:
                 record.triggered = True
                 record.trigger_ms = record.update_ms = ms
+
+    def seed(self, venue: Any, ms: int) -> int:
+        """Records of the orders resting on ``venue`` (a restarted server's: what they
+        filled before is unknown, so each starts as a new order of its remaining size)."""
+        n = 0
+        for account in venue.accounts():
+            for o in venue.open_orders(account):
+                if o["order_id"] in self.by_id:
+                    continue
+                trigger = o.get("trigger_price")
+                kind = _CONDITIONAL.get((o.get("trigger_kind"), o["price"] is not None),
+                                        "STOP_MARKET") if trigger is not None else "LIMIT"
+                self._add(OrderRecord(o["order_id"], account, o["symbol"],
+                                      o["client_order_id"], int(o["side"]), kind, "GTC",
+                                      bool(o["reduce_only"]), o["price"], trigger, o["qty"],
+                                      time_ms=ms, update_ms=ms))
+                n += 1
+        return n
 
     def _add(self, record: OrderRecord) -> None:
         self.by_id[record.order_id] = record

@@ -487,7 +487,8 @@ def _symbol_info(name: str, spec: MarketSpec) -> dict[str, Any]:
                 spec.price_band_ppb)), "multiplierDown": decimal_text(1 - _fraction(
                     spec.price_band_ppb)), "multiplierDecimal": str(_precision(band))},
         ],
-        "orderTypes": ["LIMIT", "MARKET", "STOP_MARKET", "TAKE_PROFIT_MARKET"],
+        "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT",
+                       "TAKE_PROFIT_MARKET"],
         "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
     }
 

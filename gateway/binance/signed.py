@@ -23,7 +23,7 @@ from multidict import MultiDict
 from gaemi.engine.codes import RejectReason as R
 from gaemi.gateway.binance.auth import Signer
 from gaemi.gateway.binance.errors import BinanceError, from_native, json_response
-from gaemi.gateway.binance.orders import OrderRecord, side_name
+from gaemi.gateway.binance.orders import SYNTHETIC_ID, OrderRecord, side_name
 from gaemi.gateway.binance.units import (
     OffGrid,
     average_text,
@@ -60,7 +60,9 @@ class SignedRoutes:
         body), the signing ones already read."""
         body = ""
         if request.method != "GET" and request.can_read_body:
-            raw = await request.content.read(MAX_BODY + 1)
+            if (request.content_length or 0) > MAX_BODY:
+                raise BinanceError(-1100, "The request body is too large.")
+            raw = await request.read()  # all of it (the app caps it at client_max_size)
             if len(raw) > MAX_BODY:
                 raise BinanceError(-1100, "The request body is too large.")
             try:
@@ -213,6 +215,9 @@ class SignedRoutes:
         if reduce_text == "true":
             args["reduceOnly"] = True
         if cid is not None:
+            if cid.startswith(SYNTHETIC_ID):
+                raise BinanceError(-4015, f"Client order id is not valid: the prefix "
+                                   f"{SYNTHETIC_ID} names orders sent without one.")
             args["clientOrderId"] = cid
         return symbol, args
 
@@ -274,7 +279,8 @@ class SignedRoutes:
                                                    "orderId": record.order_id})
         return json_response({"algoId": record.order_id,
                               "clientAlgoId": record.client_order_id or
-                              f"gaemi-{record.order_id}", "code": "200", "msg": "success"})
+                              f"{SYNTHETIC_ID}{record.order_id}", "code": "200",
+                              "msg": "success"})
 
     async def open_algo_orders(self, request: web.Request) -> web.Response:
         account, p = await self._params(request)
@@ -316,7 +322,8 @@ class SignedRoutes:
         else:
             status = "TRIGGERED" if r.triggered else "NEW"
         return {
-            "algoId": r.order_id, "clientAlgoId": r.client_order_id or f"gaemi-{r.order_id}",
+            "algoId": r.order_id,
+            "clientAlgoId": r.client_order_id or f"{SYNTHETIC_ID}{r.order_id}",
             "algoType": "CONDITIONAL", "orderType": r.type,
             "symbol": self.f.symbols().to_binance[r.symbol], "side": side_name(r.side),
             "positionSide": "BOTH", "timeInForce": r.time_in_force,
@@ -341,7 +348,7 @@ class SignedRoutes:
         return {
             "orderId": r.order_id, "symbol": self.f.symbols().to_binance[r.symbol],
             "status": r.status,
-            "clientOrderId": r.client_order_id or f"gaemi-{r.order_id}",
+            "clientOrderId": r.client_order_id or f"{SYNTHETIC_ID}{r.order_id}",
             "price": price_text(r.price or 0, spec),
             "avgPrice": average_text(avg, spec),
             "origQty": lots_text(r.orig_qty, spec), "executedQty": lots_text(r.executed, spec),
@@ -487,7 +494,8 @@ class SignedRoutes:
         symbol = self.f.market(p.need("symbol"))
         text = p.need("leverage")
         p.done()
-        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 125:
+        if not (text.isascii() and text.isdigit() and len(text) <= 3) or \
+                not 1 <= int(text) <= 125:
             raise BinanceError(-4028, "Leverage is not valid.")
         result = await self._call(account, "account.setLeverage",
                                   {"symbol": symbol, "leverage": int(text)})

@@ -52,6 +52,7 @@ from gaemi.risk.venue import Venue
 __all__ = ["MAX_QUEUED", "Streams"]
 
 MAX_QUEUED = 10_000  # events waiting for one connection before it is closed as too slow
+MAX_BYTES = 4 * 1024 * 1024  # ... or bytes (the native protocol's outbox limit)
 MAX_STREAMS = 1_024
 MESSAGES_PER_SECOND = 10
 LISTEN_KEY_MS = 60 * 60_000  # a listen key lives an hour after its last keep-alive
@@ -63,8 +64,8 @@ _KINDS = ("depth", "depth@100ms", "depth@500ms", "depth5", "depth10", "depth20",
 
 
 class _Client:
-    __slots__ = ("ws", "streams", "combined", "queue", "ready", "closing", "stamps", "account",
-                 "listen_key")
+    __slots__ = ("ws", "streams", "combined", "queue", "queued_bytes", "ready", "closing",
+                 "stamps", "account", "listen_key")
 
     def __init__(self, ws: web.WebSocketResponse, combined: bool) -> None:
         self.ws = ws
@@ -73,6 +74,7 @@ class _Client:
         self.streams: set[str] = set()
         self.combined = combined
         self.queue: deque[str] = deque()
+        self.queued_bytes = 0
         self.ready = asyncio.Event()
         self.closing: tuple[int, str] | None = None
         self.stamps: deque[int] = deque()  # ms of the messages of the last second
@@ -159,6 +161,22 @@ class Streams:
 
     # -- the user data stream's keys --------------------------------------------------------------
 
+    def _expire_keys(self) -> None:
+        """Drop the keys whose hour ran out; their connections get ``listenKeyExpired`` and
+        are closed, as on Binance."""
+        now = self.f.now_ms()
+        for key in [k for k, (_, expiry) in self.listen_keys.items() if expiry < now]:
+            del self.listen_keys[key]
+            self._end_key(key, now, "listenKey expired")
+
+    def _end_key(self, key: str, now: int, why: str) -> None:
+        for client in self.clients:
+            if client.listen_key == key:
+                self._send(client, orjson.dumps({"e": "listenKeyExpired", "E": now,
+                                                 "listenKey": key}).decode())
+                client.closing = (1000, why)
+                client.ready.set()
+
     def _account_of(self, key: str | None) -> int | None:
         entry = self.listen_keys.get(key or "")
         if entry is None or entry[1] < self.f.now_ms():
@@ -170,6 +188,7 @@ class Streams:
         it alive another hour; DELETE: close it. Binance: the API key header only."""
         account = self.signer.key(request.headers.get("X-MBX-APIKEY")).account_id
         now = self.f.now_ms()
+        self._expire_keys()
         live = next((k for k, (a, expiry) in self.listen_keys.items()
                      if a == account and expiry >= now), None)
         if request.method == "POST":
@@ -182,11 +201,7 @@ class Streams:
             self.listen_keys[live] = (account, now + LISTEN_KEY_MS)
             return json_response({"listenKey": live})
         del self.listen_keys[live]
-        for client in self.clients:
-            if client.listen_key == live:
-                self._send(client, orjson.dumps({"e": "listenKeyExpired", "E": now,
-                                                 "listenKey": live}).decode())
-                client.closing = (1000, "listenKey closed")
+        self._end_key(live, now, "listenKey closed")
         return json_response({})
 
     def _allowed(self, client: _Client) -> bool:
@@ -205,7 +220,9 @@ class Streams:
                 await client.ready.wait()
                 client.ready.clear()
                 while queue:
-                    await ws.send_str(queue.popleft())
+                    frame = queue.popleft()
+                    client.queued_bytes -= len(frame)
+                    await ws.send_str(frame)
                 if client.closing is not None:
                     await ws.close(code=client.closing[0], message=client.closing[1].encode())
                     return
@@ -215,11 +232,13 @@ class Streams:
     def _send(self, client: _Client, frame: str) -> None:
         if client.closing is not None:
             return
-        if len(client.queue) >= MAX_QUEUED:
+        if len(client.queue) >= MAX_QUEUED or client.queued_bytes + len(frame) > MAX_BYTES:
             client.queue.clear()
+            client.queued_bytes = 0
             client.closing = (1008, "slow consumer")
         else:
             client.queue.append(frame)
+            client.queued_bytes += len(frame)
         client.ready.set()
 
     def _request(self, client: _Client, text: str) -> dict[str, Any]:
@@ -274,8 +293,11 @@ class Streams:
 
     def publish(self) -> None:
         """Make and queue the events of the batch that just ended (the server calls it)."""
+        if self.listen_keys:
+            self._expire_keys()
         if not self.clients:  # nothing to send: only move past what was recorded
             self.books.clear()
+            self.tape.private, self.tape.moved = [], {}
             for s, market in self.tape.markets.items():
                 if market.trades:
                     self.trade_ids[s] = market.trades[-1].trade_id
@@ -334,7 +356,11 @@ class Streams:
         name = self.f.symbols().to_binance[s]
         if b or a:
             u = venue.seq
-            diff = {"e": "depthUpdate", "E": ms, "T": ms, "s": name, "U": book.u + 1, "u": u,
+            # U = pu, not pu + 1: the levels are absolute, so the event may be applied on a
+            # snapshot read at pu itself (a new stream's first event, or a snapshot read
+            # right after the previous event), and Binance's check U <= lastUpdateId <= u
+            # then holds for any snapshot between two events
+            diff = {"e": "depthUpdate", "E": ms, "T": ms, "s": name, "U": book.u, "u": u,
                     "pu": book.u, "b": [[price_text(p, spec), lots_text(q, spec)] for p, q in b],
                     "a": [[price_text(p, spec), lots_text(q, spec)] for p, q in a]}
             for kind in ("depth", "depth@100ms", "depth@500ms"):
@@ -443,7 +469,7 @@ class Streams:
                                     "o": o}).decode()
             for client in users[account]:
                 self._send(client, message)
-        for account, symbols in moved.items():
+        for account, (reason, symbols) in moved.items():
             if account not in users:
                 continue
             try:
@@ -465,7 +491,7 @@ class Streams:
                     else "cross",
                     "iw": _usd(p.isolated_margin if p is not None else 0), "ps": "BOTH"})
             message = orjson.dumps({"e": "ACCOUNT_UPDATE", "E": ms, "T": ms, "a": {
-                "m": "ORDER", "B": [{"a": "USDT", "wb": _usd(view.balance),
+                "m": reason, "B": [{"a": "USDT", "wb": _usd(view.balance),
                                      "cw": _usd(view.balance), "bc": "0"}],
                 "P": positions}}).decode()
             for client in users[account]:

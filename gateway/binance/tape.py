@@ -18,21 +18,30 @@ from typing import Any
 from gaemi.engine.codes import Side
 from gaemi.gateway.binance.orders import OrderRecord, Orders
 from gaemi.risk.events import (
+    Adl,
     ConditionalAccepted,
+    Deposited,
     Fill,
     FundingPayment,
     FundingSettled,
+    InsuranceTakeover,
     Liquidation,
     OrderAccepted,
     OrderAmended,
     OrderCanceled,
     OrderTriggered,
+    Withdrawn,
 )
 
 __all__ = ["AggTrade", "Candle", "Funding", "Tape", "Trade"]
 
 ORDER_EVENTS = {Fill, OrderAccepted, ConditionalAccepted, OrderCanceled, OrderAmended,
                 OrderTriggered}
+# events that move an account's balance or position by themselves -> Binance's
+# ACCOUNT_UPDATE reason
+ACCOUNT_REASONS: dict[type, str] = {
+    FundingPayment: "FUNDING_FEE", Deposited: "DEPOSIT", Withdrawn: "WITHDRAW",
+    Adl: "ADJUSTMENT", InsuranceTakeover: "INSURANCE_CLEAR", Liquidation: "ORDER"}
 
 NS_PER_MS = 1_000_000
 MINUTE_MS = 60_000
@@ -109,7 +118,8 @@ class Tape:
         # (account, the order as it stood after the event, execution type, fill or None, ms)
         self.listening: set[int] = set()
         self.private: list[tuple[int, OrderRecord, str, Fill | None, int]] = []
-        self.moved: dict[int, set[str]] = {}  # listening account -> markets to report
+        # listening account -> (the reason of its first change in the batch, its markets)
+        self.moved: dict[int, tuple[str, set[str]]] = {}
         self.liquidations: deque[Liquidation] = deque(maxlen=MAX_TRADES)
         self.liquidations_seen = 0
 
@@ -123,8 +133,8 @@ class Tape:
                 self.touched.add(e.symbol)
                 if self.listening:
                     self._private(e, ms)
-            elif t is FundingPayment and e.account_id in self.listening:
-                self.moved.setdefault(e.account_id, set()).add(e.symbol)
+            elif self.listening and t in ACCOUNT_REASONS:
+                self._moved(e, t)
             if t is Liquidation:
                 self.liquidations.append(e)
                 self.liquidations_seen += 1
@@ -153,7 +163,17 @@ class Tape:
                 kind = "EXPIRED" if record.status == "EXPIRED" else "CANCELED"
             self.private.append((account, replace(record), kind or "NEW",
                                  e if t is Fill else None, ms))
-            self.moved.setdefault(account, set()).add(record.symbol)
+            self.moved.setdefault(account, ("ORDER", set()))[1].add(record.symbol)
+
+    def _moved(self, e: Any, t: type) -> None:
+        """A change of balance or position without an order event of the account's own."""
+        reason = ACCOUNT_REASONS[t]
+        for account in (e.account_id, getattr(e, "counterparty", None)):
+            if account is not None and account in self.listening:
+                symbols = self.moved.setdefault(account, (reason, set()))[1]
+                symbol = getattr(e, "symbol", None)
+                if symbol is not None:
+                    symbols.add(symbol)
 
     def _fill(self, e: Fill, ms: int) -> None:
         m = self.markets[e.symbol]

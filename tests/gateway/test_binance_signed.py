@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlparse
 
@@ -24,6 +25,7 @@ from gaemi.engine.codes import Side
 from gaemi.risk import PlaceOrder, SetIndexPrice
 from gaemi.risk.markets import PRESETS
 from tests.gateway.live import SYM, LiveServer, live_server
+from tests.gateway.procs import ServeProcess, free_port
 
 S = "NVDA/USDT:USDT"
 NVDA = PRESETS[SYM]
@@ -90,8 +92,9 @@ def test_two_ccxt_bots_trade_through_the_facade(live: LiveServer) -> None:
     assert venue.account(2).positions[SYM].size == 150 and \
         venue.account(1).positions[SYM].size == -150
 
-    # Act: the taker closes half reduce-only; a post-only bid that would cross is refused;
-    # the maker cancels what is left
+    # Act: the taker closes half reduce-only into the maker's bid; a post-only bid that would
+    # cross is refused; the maker cancels what is left
+    maker.create_order(S, "limit", "buy", 0.75, 100.00)
     closed = taker.create_order(S, "market", "sell", 0.75, None, {"reduceOnly": True})
     with pytest.raises(ccxt.ExchangeError) as crossed:
         taker.create_order(S, "limit", "buy", 1, 100.20, {"postOnly": True})
@@ -100,7 +103,8 @@ def test_two_ccxt_bots_trade_through_the_facade(live: LiveServer) -> None:
     maker.cancel_all_orders(S)
 
     # Assert
-    assert closed["status"] in ("closed", "expired")  # no bid to sell to: expired, unfilled
+    assert (closed["status"], closed["filled"], closed["average"]) == ("closed", 0.75, 100.00)
+    assert venue.account(2).positions[SYM].size == 75
     assert _code(crossed.value) == -5022
     assert canceled["status"] == "canceled" and canceled["filled"] == 0.5
     assert maker.fetch_open_orders(S) == [] and venue.open_orders(1) == []
@@ -223,13 +227,19 @@ _VALUES = st.one_of(st.sampled_from(["1", "0.5", "99", "100.1", "-1", "0", "1e9"
                                      "BUY", "SELL", "LIMIT", "MARKET", "GTC", "IOC", "FOK",
                                      "GTX", "NVDAUSDT", "TSLAUSDT", "BOTH",
                                      "99999999999999999999"]),
-                    st.text(max_size=12))
+                    st.text(max_size=12), st.text("0123456789", min_size=10, max_size=5000),
+                    st.sampled_from(['[{"symbol":"NVDAUSDT","side":"BUY","type":"LIMIT",'
+                                     '"quantity":"1","price":"99","timeInForce":"GTC"}]',
+                                     '[{"quantity":1.5}]', '[]', '{}', '[' * 50]))
 _ORDER_KEYS = ["symbol", "side", "type", "timeInForce", "quantity", "price", "stopPrice",
                "reduceOnly", "newClientOrderId", "orderId", "origClientOrderId", "leverage",
-               "marginType", "positionSide"]
+               "marginType", "positionSide", "batchOrders", "algoType", "triggerPrice",
+               "algoId", "clientAlgoId"]
 _SIGNED = [("POST", "/fapi/v1/order"), ("GET", "/fapi/v1/order"), ("DELETE", "/fapi/v1/order"),
            ("GET", "/fapi/v1/openOrders"), ("DELETE", "/fapi/v1/allOpenOrders"),
            ("POST", "/fapi/v1/leverage"), ("POST", "/fapi/v1/marginType"),
+           ("POST", "/fapi/v1/batchOrders"), ("POST", "/fapi/v1/algoOrder"),
+           ("GET", "/fapi/v1/algoOrder"), ("DELETE", "/fapi/v1/algoOrder"),
            ("GET", "/fapi/v2/positionRisk"), ("GET", "/fapi/v3/account")]
 
 
@@ -311,3 +321,93 @@ def test_ccxt_places_a_batch_and_each_order_stands_or_falls_alone(live: LiveServ
         (-2022, "rejected"), (0, "open"), (0, "open")]
     assert sorted((o["price"], o["qty"]) for o in live.server.venue.open_orders(1)) == [
         (9_900, 100), (10_100, 200)]
+
+
+def test_the_signed_text_of_a_read_cannot_be_replayed_as_a_cancel(live: LiveServer) -> None:
+    # Arrange: an order resting, and the signed text of a harmless read of open orders
+    assert _signed(live, "POST", "/fapi/v1/order", ORDER)[0] == 200
+    api = live.server.keys["dev-1"]
+    query = urlencode({"symbol": "NVDAUSDT", "recvWindow": 60_000,
+                       "timestamp": time.time_ns() // 1_000_000})
+    signed = query + "&signature=" + hmac.new(api.secret.encode(), query.encode(),
+                                              hashlib.sha256).hexdigest()
+
+    def send(method: str, path: str) -> tuple[int, Any]:
+        request = urllib.request.Request(live.server.binance_url + path + "?" + signed,
+                                         method=method, headers={"X-MBX-APIKEY": api.key})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    # Act: the read, then the same text replayed as "cancel every open order"
+    assert send("GET", "/fapi/v1/openOrders")[0] == 200
+    assert send("GET", "/fapi/v1/openOrders")[0] == 200  # a read may repeat
+    status, body = send("DELETE", "/fapi/v1/allOpenOrders")
+
+    # Assert
+    assert (status, body["code"]) == (400, -1022)
+    assert len(live.server.venue.open_orders(1)) == 1
+
+
+def test_an_order_sent_without_a_client_id_is_found_by_its_synthetic_one(
+        live: LiveServer) -> None:
+    order = {k: v for k, v in ORDER.items()}
+    status, placed = _signed(live, "POST", "/fapi/v1/order", order)
+    assert status == 200 and placed["clientOrderId"] == f"gaemi-{placed['orderId']}"
+    status, found = _signed(live, "GET", "/fapi/v1/order",
+                            {"symbol": "NVDAUSDT", "origClientOrderId": placed["clientOrderId"]})
+    assert status == 200 and found["orderId"] == placed["orderId"]
+    status, body = _signed(live, "POST", "/fapi/v1/order",
+                           {**ORDER, "newClientOrderId": "gaemi-999"})
+    assert (status, body["code"]) == (400, -4015)  # the prefix is the facade's
+
+
+def test_a_huge_leverage_is_refused_with_binances_code(live: LiveServer) -> None:
+    status, body = _signed(live, "POST", "/fapi/v1/leverage",
+                           {"symbol": "NVDAUSDT", "leverage": "9" * 5000})
+    assert (status, body["code"]) == (400, -4028)
+
+
+def test_open_orders_survive_a_restart_of_the_server(tmp_path: Path) -> None:
+    # Arrange: a real `gaemi serve` with a journal; an order placed through the facade
+    port = free_port()
+    with ServeProcess(tmp_path, "--binance-port", str(port)) as server:
+        live_url = f"http://127.0.0.1:{port}"
+        admin = server.client("admin")
+        admin.result("admin.setIndex", {"symbol": SYM, "price": 10_000})
+        admin.close()
+        status, placed = _signed_at(live_url, server.secret("dev-1"), "POST", "/fapi/v1/order",
+                                    ORDER)
+        assert status == 200
+        assert server.stop() == 0
+
+    # Act: the server restarts from its journal
+    with ServeProcess(tmp_path, "--binance-port", str(port)) as again:
+        status, rows = _signed_at(live_url, again.secret("dev-1"), "GET",
+                                  "/fapi/v1/openOrders", {"symbol": "NVDAUSDT"})
+        # Assert: the facade knows the resting order, and can cancel it
+        assert status == 200 and [r["orderId"] for r in rows] == [placed["orderId"]]
+        status, canceled = _signed_at(live_url, again.secret("dev-1"), "DELETE",
+                                      "/fapi/v1/order", {"symbol": "NVDAUSDT",
+                                                         "orderId": placed["orderId"]})
+        assert status == 200 and canceled["status"] == "CANCELED"
+        assert again.stop() == 0
+
+
+def _signed_at(base: str, secret: str, method: str, path: str,
+               params: dict[str, Any]) -> tuple[int, Any]:
+    query = urlencode({**params, "recvWindow": 60_000, "timestamp": time.time_ns() // 1_000_000})
+    signed = query + "&signature=" + hmac.new(secret.encode(), query.encode(),
+                                              hashlib.sha256).hexdigest()
+    if method == "GET":
+        request = urllib.request.Request(base + path + "?" + signed)
+    else:
+        request = urllib.request.Request(base + path, data=signed.encode(), method=method)
+    request.add_header("X-MBX-APIKEY", "dev-1")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
