@@ -150,6 +150,8 @@ class Fill:
     taker_fee: int  # for a liquidation fill: the liquidation fee, paid to the fund
     maker_fee: int  # negative: a rebate
     liquidation_id: int | None = None
+    taker_realized: int = 0  # the PnL the fill realized for the taker (collateral units)
+    maker_realized: int = 0  # ... and for the maker (0 for what only opens)
 
 
 @dataclass(slots=True)

@@ -23,13 +23,15 @@ from tests.risk.test_conservation import Flow, long_run_commands, small_markets
 
 # 2026-12-07: a fill reducing an isolated position pays its fee before the fill, from the
 # margin as it stood (risk/venue/settlement.py): the flows with isolated accounts changed
-LONG_RUN = ("c9361ad087877cf3", "943eabe7e1a819d0", 13_437)  # state, events digest, seq
+# 2026-12-07 (later): Fill events carry the realized PnL of each side (taker_realized,
+# maker_realized): the events digests moved, no state hash did
+LONG_RUN = ("c9361ad087877cf3", "e8ec49d5fd15ed84", 13_437)  # state, events digest, seq
 FLOWS = {  # Flow(seed, n_accounts=12), 3,000 commands: state, events digest, seq
-    1: ("63634c06d301fd1f", "2b5198f5a402c743", 1_949),
-    2: ("7c9d57f5b6c97968", "8374549cb3daa685", 2_027),
-    3: ("e32425f9a06b9611", "46d1200feeb78168", 1_952),
-    4: ("e21b2a6eda4ca25b", "859713f0f64ae079", 1_919),
-    5: ("9e741b681d7c45ea", "154f34ecb657e67c", 1_918),
+    1: ("63634c06d301fd1f", "b39e9c98b3f6070d", 1_949),
+    2: ("7c9d57f5b6c97968", "be9e464c62bc5fff", 2_027),
+    3: ("e32425f9a06b9611", "be7304ebae3d45b1", 1_952),
+    4: ("e21b2a6eda4ca25b", "ee34fe38b929f53d", 1_919),
+    5: ("9e741b681d7c45ea", "5e170ad77619a150", 1_918),
 }
 # 2026-12-07: the ETF hedge is two products (the HKEX 2x at 17:00 KST, a KRX -2x inverse at
 # the KRX close), each on its own account, and each day runs to 17:15 KST: every preset moved

@@ -362,6 +362,52 @@ class SignedRoutes:
             "time": r.time_ms, "updateTime": r.update_ms,
         }
 
+    # -- the account's own history ------------------------------------------------------------
+
+    async def user_trades(self, request: web.Request) -> web.Response:
+        account, p = await self._params(request)
+        symbol = self.f.market(p.need("symbol"))
+        order_id = _optional_int(p, "orderId")
+        start, end = _optional_int(p, "startTime"), _optional_int(p, "endTime")
+        from_id = _optional_int(p, "fromId")
+        limit = p.limit(500, 1000)
+        p.done()
+        if from_id is not None and (start is not None or end is not None):
+            raise BinanceError(-1128, "Combination of optional parameters invalid.")
+        spec = self.f.venue().spec(symbol)
+        rows = [t for t in self.f.tape.user_trades.get(account, ()) if t.symbol == symbol
+                and (order_id is None or t.order_id == order_id)
+                and (start is None or t.ms >= start) and (end is None or t.ms <= end)
+                and (from_id is None or t.trade_id >= from_id)]
+        rows = rows[:limit] if from_id is not None or start is not None else rows[-limit:]
+        name = self.f.symbols().to_binance[symbol]
+        return json_response([{
+            "symbol": name, "id": t.trade_id, "orderId": t.order_id,
+            "side": side_name(t.side), "buyer": t.side > 0, "maker": t.maker,
+            "price": price_text(t.price, spec), "qty": lots_text(t.qty, spec),
+            "quoteQty": _usd(t.price * t.qty * spec.multiplier),
+            "realizedPnl": _usd(t.realized), "commission": _usd(t.fee),
+            "commissionAsset": "USDT", "positionSide": "BOTH", "time": t.ms} for t in rows])
+
+    async def income(self, request: web.Request) -> web.Response:
+        account, p = await self._params(request)
+        symbol_text = p.get("symbol")
+        kind = p.get("incomeType")
+        start, end = _optional_int(p, "startTime"), _optional_int(p, "endTime")
+        p.get("page")
+        limit = p.limit(100, 1000)
+        p.done()
+        symbol = self.f.market(symbol_text) if symbol_text is not None else None
+        rows = [i for i in self.f.tape.income.get(account, ())
+                if (symbol is None or i.symbol == symbol) and (kind is None or i.kind == kind)
+                and (start is None or i.ms >= start) and (end is None or i.ms <= end)]
+        rows = rows[:limit] if start is not None else rows[-limit:]
+        return json_response([{
+            "symbol": self.f.symbols().to_binance[i.symbol], "incomeType": i.kind,
+            "income": _usd(i.amount), "asset": "USDT", "info": i.kind, "time": i.ms,
+            "tranId": i.tran_id, "tradeId": "" if i.trade_id is None else str(i.trade_id)}
+            for i in rows])
+
     # -- account ----------------------------------------------------------------------------
 
     async def _account(self, account: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -541,6 +587,8 @@ class SignedRoutes:
             ("GET", "/fapi/v1/order", self.query_order),
             ("DELETE", "/fapi/v1/order", self.cancel_order),
             ("GET", "/fapi/v1/openOrders", self.open_orders),
+            ("GET", "/fapi/v1/userTrades", self.user_trades),
+            ("GET", "/fapi/v1/income", self.income),
             ("DELETE", "/fapi/v1/allOpenOrders", self.cancel_all),
             ("GET", "/fapi/v2/account", self.account),
             ("GET", "/fapi/v3/account", self.account),
@@ -577,6 +625,15 @@ def _batch_item(item: Any) -> MultiDict[str]:
 def _missing(name: str) -> BinanceError:
     return BinanceError(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, "
                         "or malformed.")
+
+
+def _optional_int(p: Any, name: str) -> int | None:
+    text = p.get(name)
+    if text is None:
+        return None
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        raise BinanceError(-1100, f"Illegal characters found in parameter '{name}'.")
+    return int(text)
 
 
 def _which(p: Any) -> tuple[int | None, str | None]:

@@ -48,6 +48,7 @@ MINUTE_MS = 60_000
 MAX_TRADES = 50_000  # per market
 MAX_CANDLES = 7 * 24 * 60  # a week of one-minute candles per market
 MAX_FUNDINGS = 1_000  # per market
+MAX_PER_ACCOUNT = 1_000  # an account's own trades and income records (Binance's page size)
 
 
 @dataclass(slots=True)
@@ -69,6 +70,34 @@ class AggTrade:
     ms: int
     buyer_is_maker: bool
     taker_order_id: int
+
+
+@dataclass(slots=True)
+class UserTrade:
+    """One side of a fill, as the account's own trade history shows it."""
+
+    trade_id: int
+    order_id: int
+    symbol: str
+    side: int
+    price: int
+    qty: int
+    realized: int  # collateral units
+    fee: int  # collateral units paid (negative: a rebate)
+    maker: bool
+    ms: int
+
+
+@dataclass(slots=True)
+class Income:
+    """A change of the account's wallet: REALIZED_PNL, COMMISSION or FUNDING_FEE."""
+
+    kind: str
+    symbol: str
+    amount: int  # collateral units, signed
+    ms: int
+    tran_id: int
+    trade_id: int | None
 
 
 @dataclass(slots=True)
@@ -122,6 +151,9 @@ class Tape:
         self.moved: dict[int, tuple[str, set[str]]] = {}
         self.liquidations: deque[Liquidation] = deque(maxlen=MAX_TRADES)
         self.liquidations_seen = 0
+        self.user_trades: dict[int, deque[UserTrade]] = {}
+        self.income: dict[int, deque[Income]] = {}
+        self._tran_id = 0
 
     def observe(self, command: Any, events: list[Any]) -> None:
         ms = self.clock() // NS_PER_MS
@@ -140,6 +172,9 @@ class Tape:
                 self.liquidations_seen += 1
             elif t is Fill:
                 self._fill(e, ms)
+                self._own_trades(e, ms)
+            elif t is FundingPayment and e.amount:
+                self._income(e.account_id, "FUNDING_FEE", e.symbol, e.amount, ms, None)
             elif t is FundingSettled:
                 self.markets[e.symbol].fundings.append(Funding(e.ts_ns // NS_PER_MS, e.rate,
                                                                e.price))
@@ -174,6 +209,34 @@ class Tape:
                 symbol = getattr(e, "symbol", None)
                 if symbol is not None:
                     symbols.add(symbol)
+
+    def _own_trades(self, e: Fill, ms: int) -> None:
+        for account, oid, side, realized, fee, maker in (
+                (e.taker_account, e.taker_order_id, e.taker_side, e.taker_realized,
+                 e.taker_fee, False),
+                (e.maker_account, e.maker_order_id, -e.taker_side, e.maker_realized,
+                 e.maker_fee, True)):
+            if account <= 0:  # the insurance fund, not a user
+                continue
+            trades = self.user_trades.get(account)
+            if trades is None:
+                trades = self.user_trades[account] = deque(maxlen=MAX_PER_ACCOUNT)
+            trades.append(UserTrade(e.trade_id, oid, e.symbol, side, e.price, e.qty, realized,
+                                    fee, maker, ms))
+            if realized:
+                self._income(account, "REALIZED_PNL", e.symbol, realized, ms, e.trade_id)
+            if fee:
+                self._income(account, "COMMISSION", e.symbol, -fee, ms, e.trade_id)
+
+    def _income(self, account: int, kind: str, symbol: str, amount: int, ms: int,
+                trade_id: int | None) -> None:
+        if account <= 0:
+            return
+        records = self.income.get(account)
+        if records is None:
+            records = self.income[account] = deque(maxlen=MAX_PER_ACCOUNT)
+        self._tran_id += 1
+        records.append(Income(kind, symbol, amount, ms, self._tran_id, trade_id))
 
     def _fill(self, e: Fill, ms: int) -> None:
         m = self.markets[e.symbol]

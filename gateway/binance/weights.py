@@ -47,6 +47,8 @@ _WEIGHTS: dict[tuple[str, str], int | Rule] = {
     ("GET", "/fapi/v2/balance"): 5, ("GET", "/fapi/v3/balance"): 5,
     ("GET", "/fapi/v2/positionRisk"): 5, ("GET", "/fapi/v3/positionRisk"): 5,
     ("GET", "/fapi/v1/positionSide/dual"): 30,
+    ("GET", "/fapi/v1/userTrades"): 5,
+    ("GET", "/fapi/v1/income"): 30,
 }
 
 

@@ -238,15 +238,16 @@ def consume(st: State, t: Ticket, book_events: list[Any]) -> tuple[int, int, boo
         if kind == EventKind.FILL:
             maker = st.orders[e.maker_id]
             maker_acct = st.accounts[maker.account_id]
-            taker_fee, maker_fee = settle_fill(st, acct, maker_acct, m, side, e.price, e.qty,
-                                               liq_id, bankruptcy)
+            taker_fee, maker_fee, taker_pnl, maker_pnl = settle_fill(
+                st, acct, maker_acct, m, side, e.price, e.qty, liq_id, bankruptcy)
             order_filled(st, maker_acct, maker, e.qty)
             filled += e.qty
             value += e.qty * e.price
             last_trade = st.new_trade_id()
             events.append(Fill(m.symbol, last_trade, e.price, e.qty, int(side),
                                acct.account_id, order_id, maker.account_id, maker.order_id,
-                               e.maker_remaining, taker_fee, maker_fee, liq_id))
+                               e.maker_remaining, taker_fee, maker_fee, liq_id, taker_pnl,
+                               maker_pnl))
             m.last_price = e.price
         elif kind == EventKind.ACCEPTED or kind == EventKind.AMENDED and e.order_id == order_id:
             rests = True  # a GTC limit rests what it does not fill, unless it expires

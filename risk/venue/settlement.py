@@ -28,10 +28,11 @@ def credit(st: State, acct: Account, slot: Slot | None, amount: int) -> None:
 
 
 def settle_fill(st: State, taker: Account, maker: Account, m: Market, taker_side: int,
-                price: int, qty: int, liq_id: int | None, bankruptcy: int) -> tuple[int, int]:
-    """Both sides of one fill; returns (taker fee, maker fee). A liquidation's taker fee is
-    what the fill earned above the bankruptcy price, capped at the liquidation fee, and goes
-    to the fund."""
+                price: int, qty: int, liq_id: int | None,
+                bankruptcy: int) -> tuple[int, int, int, int]:
+    """Both sides of one fill; returns (taker fee, maker fee, taker's realized PnL, maker's
+    realized PnL). A liquidation's taker fee is what the fill earned above the bankruptcy
+    price, capped at the liquidation fee, and goes to the fund."""
     spec = m.spec
     notional = price * qty * m.mult
     maker_fee = fee(notional, spec.maker_fee_ppb)
@@ -50,13 +51,13 @@ def settle_fill(st: State, taker: Account, maker: Account, m: Market, taker_side
         charge(st, taker, m, taker_fee, to_fund=liq_id is not None)
     if maker_first:
         charge(st, maker, m, maker_fee, to_fund=False)
-    trade(st, taker, m, taker_side, qty, price)
-    trade(st, maker, m, -taker_side, qty, price)
+    taker_realized = trade(st, taker, m, taker_side, qty, price)
+    maker_realized = trade(st, maker, m, -taker_side, qty, price)
     if not taker_first:
         charge(st, taker, m, taker_fee, to_fund=liq_id is not None)
     if not maker_first:
         charge(st, maker, m, maker_fee, to_fund=False)
-    return taker_fee, maker_fee
+    return taker_fee, maker_fee, taker_realized, maker_realized
 
 
 def _reduces_isolated(acct: Account, m: Market, side: int) -> bool:
@@ -77,13 +78,15 @@ def charge(st: State, acct: Account, m: Market, amount: int, *, to_fund: bool) -
         st.fee_pool += amount
 
 
-def trade(st: State, acct: Account, m: Market, side: int, qty: int, price: int) -> None:
-    """Apply a trade of ``qty`` lots on ``side`` at ``price`` to the account's position."""
+def trade(st: State, acct: Account, m: Market, side: int, qty: int, price: int) -> int:
+    """Apply a trade of ``qty`` lots on ``side`` at ``price`` to the account's position;
+    returns the PnL it realized (collateral units; 0 when it only opens)."""
     slot = st.slot(acct, m.symbol) if acct.account_id > 0 else \
         acct.slots.setdefault(m.symbol, Slot(m.spec.max_leverage))
     mult = m.mult
     s = slot.size
     opened = qty
+    realized = 0
     if s and (s > 0) != (side > 0):
         close = min(qty, abs(s))
         removed = ceil_div(slot.cost * close, abs(s))
@@ -133,6 +136,7 @@ def trade(st: State, acct: Account, m: Market, side: int, qty: int, price: int) 
     acct.version += 1
     acct.last_symbol = m.symbol
     st.touched.add(acct.account_id)
+    return realized
 
 
 def _update_multi(st: State, acct: Account) -> None:

@@ -411,3 +411,31 @@ def _signed_at(base: str, secret: str, method: str, path: str,
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
+
+
+def test_ccxt_reads_its_own_trades_with_fees_and_realized_pnl(live: LiveServer) -> None:
+    # Arrange: the taker buys 1 share at $100.10 from the maker, then sells it back at
+    # $100.50 into the maker's bid: it realizes (100.50 - 100.10) x 1 = $0.40
+    maker, taker = _client(live, "dev-1"), _client(live, "dev-2")
+    maker.create_order(S, "limit", "sell", 1, 100.10)
+    taker.create_order(S, "market", "buy", 1)
+    maker.create_order(S, "limit", "buy", 1, 100.50)
+    before = live.server.venue.account(2).balance
+    taker.create_order(S, "market", "sell", 1)
+    after = live.server.venue.account(2).balance
+
+    # Act
+    trades = taker.fetch_my_trades(S)
+    status, income = _signed(live, "GET", "/fapi/v1/income", {"symbol": "NVDAUSDT"},
+                             key="dev-2")
+
+    # Assert: both fills, with the fee each paid (taker 0.05%) and what the close realized
+    assert [(t["side"], t["price"], t["amount"], t["takerOrMaker"]) for t in trades] == [
+        ("buy", 100.10, 1.0, "taker"), ("sell", 100.50, 1.0, "taker")]
+    assert [t["fee"]["cost"] for t in trades] == [pytest.approx(0.05005),
+                                                  pytest.approx(0.05025)]
+    assert [float(t["info"]["realizedPnl"]) for t in trades] == [0.0, pytest.approx(0.40)]
+    # the wallet moved by exactly the realized PnL less the fee (micro-dollars)
+    assert after - before == 400_000 - 50_250
+    assert status == 200 and [(i["incomeType"], i["income"]) for i in income] == [
+        ("COMMISSION", "-0.05005"), ("REALIZED_PNL", "0.4"), ("COMMISSION", "-0.05025")]

@@ -173,7 +173,7 @@ def test_realized_pnl_rounds_down_on_partial_close_and_is_exact_on_the_last(impl
     run(venue, PlaceOrder(2, SYM, BUY, 20_005, 3))  # the bid both closes trade against
 
     # Act 1: close 1 of 3 lots at 20005
-    run(venue, PlaceOrder(1, SYM, SELL, 20_005, 1, IOC))
+    [fill] = of(run(venue, PlaceOrder(1, SYM, SELL, 20_005, 1, IOC)), Fill)
 
     # Assert 1: removed cost ceil(60002 / 3) = 20001 (exact 20000.67), so the realized PnL is
     # (20005 - 20001) * 100 = 400, below the exact 433.33
@@ -187,9 +187,11 @@ def test_realized_pnl_rounds_down_on_partial_close_and_is_exact_on_the_last(impl
     short = venue.account(2).positions[SYM]
     assert (short.size, short.cost) == (-2, -40_002)
     assert balance(venue, 2) == usd(10_000) - 500
+    # the fill says what it realized for each side (the Binance facade's userTrades)
+    assert (fill.taker_realized, fill.maker_realized) == (400, -500)
 
     # Act 2: close the last 2 lots at 20005
-    run(venue, PlaceOrder(1, SYM, SELL, 20_005, 2, IOC))
+    [fill] = of(run(venue, PlaceOrder(1, SYM, SELL, 20_005, 2, IOC)), Fill)
 
     # Assert 2: (2 * 20005 - 40001) * 100 = 900; in total 400 + 900 = 1300
     # = (3 * 20005 - 60002) * 100 exactly; the short: (-40010 + 40002) * 100 = -800, -1300 total
@@ -197,6 +199,7 @@ def test_realized_pnl_rounds_down_on_partial_close_and_is_exact_on_the_last(impl
     assert venue.account(2).positions == {}
     assert balance(venue, 1) == usd(10_000) + 1_300
     assert balance(venue, 2) == usd(10_000) - 1_300
+    assert (fill.taker_realized, fill.maker_realized) == (900, -800)
     venue.check_invariants()
 
 
