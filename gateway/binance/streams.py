@@ -56,6 +56,8 @@ MAX_BYTES = 4 * 1024 * 1024  # ... or bytes (the native protocol's outbox limit)
 MAX_STREAMS = 1_024
 MESSAGES_PER_SECOND = 10
 LISTEN_KEY_MS = 60 * 60_000  # a listen key lives an hour after its last keep-alive
+MAX_CONNECTIONS = 1_024  # stream connections in all (the native server's default limits)
+MAX_PER_ADDRESS = 64  # ... and from one address
 BOOK_LEVELS = 1_000
 _KINDS = ("depth", "depth@100ms", "depth@500ms", "depth5", "depth10", "depth20",
           "depth5@100ms", "depth10@100ms", "depth20@100ms", "depth5@500ms", "depth10@500ms",
@@ -99,6 +101,7 @@ class Streams:
         self.tape = tape
         self.signer = signer
         self.listen_keys: dict[str, tuple[int, int]] = {}  # key -> (account, expiry ms)
+        self.per_address: dict[str, int] = {}  # open stream connections per client address
         self.clients: set[_Client] = set()
         self.books: dict[str, _Book] = {}
         self.trade_ids: dict[str, int] = {}  # symbol -> the last trade id published
@@ -109,6 +112,10 @@ class Streams:
     # -- connections --------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        address = request.remote or ""
+        if len(self.clients) >= MAX_CONNECTIONS or \
+                self.per_address.get(address, 0) >= MAX_PER_ADDRESS:
+            raise BinanceError(-1003, "Too many websocket connections.", 429)
         ws = web.WebSocketResponse(heartbeat=180, max_msg_size=64 * 1024)
         await ws.prepare(request)
         combined = request.path.startswith("/stream")
@@ -134,6 +141,7 @@ class Streams:
                 return ws
         client.streams.update(names)
         self.clients.add(client)
+        self.per_address[address] = self.per_address.get(address, 0) + 1
         self._start_books(names)
         writer = asyncio.create_task(self._write(client))
         try:
@@ -148,6 +156,11 @@ class Streams:
                 self._send(client, orjson.dumps(reply).decode())
         finally:
             self.clients.discard(client)
+            left = self.per_address.get(address, 1) - 1
+            if left:
+                self.per_address[address] = left
+            else:
+                self.per_address.pop(address, None)
             if client.account is not None and not any(
                     c.account == client.account for c in self.clients):
                 self.tape.listening.discard(client.account)

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import random
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -345,3 +346,20 @@ def test_listen_keys_live_an_hour_and_can_be_closed() -> None:
         with pytest.raises(Exception):  # noqa: B017 (closed: the key is gone)
             gone = _ws(live, "/private/ws?listenKey=" + first["listenKey"])
             gone.recv(timeout=5)
+
+
+def test_one_address_may_hold_64_stream_connections() -> None:
+    with live_server(binance_port=0) as live:
+        held = [_ws(live, "/ws") for _ in range(64)]
+        with pytest.raises(Exception) as refused:  # noqa: B017 (the handshake's HTTP 429)
+            _ws(live, "/ws")
+        assert "429" in str(refused.value)
+        held.pop().close()
+        # one closed, one may open (once the server has seen the close: waited for, not slept)
+        deadline = time.monotonic() + 30
+        while live.on_loop(lambda: sum(live.server.streams.per_address.values())) >= 64:
+            assert time.monotonic() < deadline, "the server never saw the close"
+        again = _ws(live, "/ws")
+        again.close()
+        for ws in held:
+            ws.close()
