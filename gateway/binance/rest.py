@@ -213,59 +213,50 @@ class _Facade:
             "asks": [[price_text(p, spec), lots_text(q, spec)] for p, q in asks],
         })
 
-    async def ticker_price(self, request: web.Request) -> web.Response:
+    def _per_market(self, request: web.Request,
+                    row: Callable[[Venue, str, MarketSpec], dict[str, Any]]) -> web.Response:
+        """A route answering for the market ``symbol`` names (an object), or for every
+        market (a list)."""
         params = _Params(request)
         chosen = self.chosen(params)
         params.done()
         venue = self.venue()
-        rows = []
-        for s in chosen or venue.symbols:
-            m = venue.market(s)
-            price = m.last_price if m.last_price is not None else m.mark
-            rows.append({"symbol": self.symbols().to_binance[s],
-                         "price": price_text(price or 0, venue.spec(s)),
-                         "time": self.venue_ms()})
+        rows = [{"symbol": self.symbols().to_binance[s], **row(venue, s, venue.spec(s))}
+                for s in chosen or venue.symbols]
         return _json(rows[0] if chosen else rows)
 
+    async def ticker_price(self, request: web.Request) -> web.Response:
+        def row(venue: Venue, s: str, spec: MarketSpec) -> dict[str, Any]:
+            m = venue.market(s)
+            price = m.last_price if m.last_price is not None else m.mark
+            return {"price": price_text(price or 0, spec), "time": self.venue_ms()}
+        return self._per_market(request, row)
+
     async def book_ticker(self, request: web.Request) -> web.Response:
-        params = _Params(request)
-        chosen = self.chosen(params)
-        params.done()
-        venue = self.venue()
-        rows = []
-        for s in chosen or venue.symbols:
-            spec = venue.spec(s)
+        def row(venue: Venue, s: str, spec: MarketSpec) -> dict[str, Any]:
             bids, asks = venue.book(s).depth(1)
             bid = bids[0] if bids else (0, 0)
             ask = asks[0] if asks else (0, 0)
-            rows.append({"symbol": self.symbols().to_binance[s],
-                         "bidPrice": price_text(bid[0], spec), "bidQty": lots_text(bid[1], spec),
-                         "askPrice": price_text(ask[0], spec), "askQty": lots_text(ask[1], spec),
-                         "time": self.venue_ms(), "lastUpdateId": venue.seq})
-        return _json(rows[0] if chosen else rows)
+            return {"bidPrice": price_text(bid[0], spec), "bidQty": lots_text(bid[1], spec),
+                    "askPrice": price_text(ask[0], spec), "askQty": lots_text(ask[1], spec),
+                    "time": self.venue_ms(), "lastUpdateId": venue.seq}
+        return self._per_market(request, row)
 
     async def premium_index(self, request: web.Request) -> web.Response:
-        params = _Params(request)
-        chosen = self.chosen(params)
-        params.done()
-        venue = self.venue()
-        rows = []
-        for s in chosen or venue.symbols:
-            spec = venue.spec(s)
+        def row(venue: Venue, s: str, spec: MarketSpec) -> dict[str, Any]:
             m = venue.market(s)
-            rows.append({
-                "symbol": self.symbols().to_binance[s],
+            return {
                 "markPrice": price_text(m.mark or 0, spec),
                 "indexPrice": price_text(m.index or 0, spec),
                 "estimatedSettlePrice": price_text(m.index or 0, spec),
                 # the estimate for the coming settlement, per funding interval (fundingInfo)
                 "lastFundingRate": rate_text(m.funding_rate),
                 "interestRate": rate_text(spec.funding_interest_ppb * spec.funding_interval_ns
-                                      // _EIGHT_HOURS_NS),
+                                          // _EIGHT_HOURS_NS),
                 "nextFundingTime": m.next_funding_ts // NS_PER_MS,
                 "time": self.venue_ms(),
-            })
-        return _json(rows[0] if chosen else rows)
+            }
+        return self._per_market(request, row)
 
     async def funding_info(self, request: web.Request) -> web.Response:
         _Params(request).done()

@@ -247,15 +247,22 @@ class SignedRoutes:
         account, p = await self._params(request)
         symbol_text = p.get("symbol")
         p.done()
+        records = await self._open_records(account, symbol_text)
+        return json_response([self._order_json(r) for r in records])
+
+    async def _open_records(self, account: int, symbol_text: str | None, *,
+                            conditional: bool = False) -> list[OrderRecord]:
+        """The account's open orders (``conditional``: only those waiting for a trigger),
+        as the venue has them at the sequencer's turn, with their records."""
         args = {} if symbol_text is None else {"symbol": self.f.market(symbol_text)}
         result = await self._call(account, "account.openOrders", args,
                                   unknown_account={"orders": []})
-        rows = []
+        out = []
         for o in result["orders"]:
             record = self.f.tape.orders.get(account, o["orderId"], None)
-            if record is not None:
-                rows.append(self._order_json(record))
-        return json_response(rows)
+            if record is not None and (not conditional or "triggerPrice" in o):
+                out.append(record)
+        return out
 
     async def cancel_all(self, request: web.Request) -> web.Response:
         account, p = await self._params(request)
@@ -287,15 +294,8 @@ class SignedRoutes:
         symbol_text = p.get("symbol")
         p.get("algoType")
         p.done()
-        args = {} if symbol_text is None else {"symbol": self.f.market(symbol_text)}
-        result = await self._call(account, "account.openOrders", args,
-                                  unknown_account={"orders": []})
-        rows = []
-        for o in result["orders"]:
-            record = self.f.tape.orders.get(account, o["orderId"], None)
-            if record is not None and "triggerPrice" in o:
-                rows.append(self._algo_json(record))
-        return json_response(rows)
+        records = await self._open_records(account, symbol_text, conditional=True)
+        return json_response([self._algo_json(r) for r in records])
 
     def _algo_record(self, account: int, p: Any) -> OrderRecord:
         symbol_text = p.get("symbol")
