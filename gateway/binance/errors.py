@@ -10,7 +10,7 @@ from aiohttp import web
 from gaemi.engine.codes import RejectReason as R
 from gaemi.gateway.wire.errors import GatewayCode as G
 
-__all__ = ["BinanceError", "from_native", "json_response"]
+__all__ = ["BinanceError", "from_native", "json_response", "missing"]
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -26,6 +26,12 @@ class BinanceError(Exception):
         self.code = code
         self.msg = msg
         self.status = status
+
+
+def missing(name: str) -> BinanceError:
+    """Binance's error for a mandatory parameter not sent (or empty)."""
+    return BinanceError(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, "
+                        "or malformed.")
 
 
 # native code -> (Binance code, message); docs/binance-api.md has the table

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from gaemi.gateway.binance.errors import BinanceError, json_response
+from gaemi.gateway.binance.errors import BinanceError, json_response, missing
 from gaemi.gateway.binance.signed import SignedRoutes
 from gaemi.gateway.binance.streams import Streams
 from gaemi.gateway.binance.tape import MINUTE_MS, Candle, Tape
@@ -28,6 +28,7 @@ from gaemi.gateway.binance.units import (
     lots_text,
     price_text,
     rate_text,
+    usd_text,
 )
 from gaemi.gateway.binance.weights import DEFAULT_LIMIT, Weights, weight_of
 from gaemi.risk.markets import PPB, UNIT, MarketSpec
@@ -43,11 +44,6 @@ KLINE_MINUTES = {"1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "2h"
                  "4h": 240, "6h": 360, "8h": 480, "12h": 720, "1d": 1440}
 DAY_MS = 24 * 3600 * 1000
 ORDERS_PER_MINUTE = 1200  # published in rateLimits; the native order limit is what applies
-
-
-def _missing(name: str) -> BinanceError:
-    return BinanceError(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, "
-                        "or malformed.")
 
 
 class Source(Protocol):
@@ -85,13 +81,13 @@ class _Params:
         if not values:
             return None
         if values[0] == "":
-            raise _missing(name)
+            raise missing(name)
         return values[0]
 
     def need(self, name: str) -> str:
         value = self.get(name)
         if value is None:
-            raise _missing(name)
+            raise missing(name)
         return value
 
     def limit(self, default: int, most: int) -> int:
@@ -292,7 +288,7 @@ class _Facade:
         recent = list(self.tape.markets[symbol].trades)[-limit:]
         return _json([{"id": t.trade_id, "price": price_text(t.price, spec),
                        "qty": lots_text(t.qty, spec),
-                       "quoteQty": _usd(t.price * t.qty * spec.multiplier), "time": t.ms,
+                       "quoteQty": usd_text(t.price * t.qty * spec.multiplier), "time": t.ms,
                        "isBuyerMaker": t.buyer_is_maker} for t in recent])
 
     async def agg_trades(self, request: web.Request) -> web.Response:
@@ -343,8 +339,9 @@ class _Facade:
         bars = bars[:limit] if start is not None else bars[-limit:]
         return _json([[b.open_ms, price_text(b.open, spec), price_text(b.high, spec),
                        price_text(b.low, spec), price_text(b.close, spec),
-                       lots_text(b.volume, spec), b.open_ms + width - 1, _usd(b.quote), b.trades,
-                       lots_text(b.taker_buy_volume, spec), _usd(b.taker_buy_quote), "0"]
+                       lots_text(b.volume, spec), b.open_ms + width - 1, usd_text(b.quote),
+                       b.trades,
+                       lots_text(b.taker_buy_volume, spec), usd_text(b.taker_buy_quote), "0"]
                       for b in bars])
 
     async def ticker_24hr(self, request: web.Request) -> web.Response:
@@ -372,7 +369,7 @@ class _Facade:
                     "openPrice": price_text(first, spec),
                     "highPrice": price_text(max(c.high for c in day), spec),
                     "lowPrice": price_text(min(c.low for c in day), spec),
-                    "volume": lots_text(volume, spec), "quoteVolume": _usd(quote),
+                    "volume": lots_text(volume, spec), "quoteVolume": usd_text(quote),
                     "openTime": day[0].open_ms, "firstId": day[0].first_id,
                     "lastId": day[-1].last_id, "count": sum(c.trades for c in day)})
             else:
@@ -416,11 +413,6 @@ def _merge(bar: Candle, c: Candle) -> None:
     bar.taker_buy_quote += c.taker_buy_quote
     bar.trades += c.trades
     bar.last_id = c.last_id
-
-
-def _usd(micro: int) -> str:
-    """Micro-dollars as USD(T)."""
-    return decimal_text(Fraction(micro, UNIT))
 
 
 def _fixed(value: Fraction, places: int) -> str:

@@ -22,16 +22,16 @@ from multidict import MultiDict
 
 from gaemi.engine.codes import RejectReason as R
 from gaemi.gateway.binance.auth import Signer
-from gaemi.gateway.binance.errors import BinanceError, from_native, json_response
+from gaemi.gateway.binance.errors import BinanceError, from_native, json_response, missing
 from gaemi.gateway.binance.orders import SYNTHETIC_ID, OrderRecord, side_name
 from gaemi.gateway.binance.units import (
     OffGrid,
     average_text,
-    decimal_text,
     lots_text,
     price_text,
     to_lots,
     to_ticks,
+    usd_text,
 )
 from gaemi.risk.markets import UNIT, MarketSpec
 from gaemi.risk.venue import DEFAULT_LEVERAGE
@@ -198,15 +198,15 @@ class SignedRoutes:
                                 "qty": _lots(qty_text, spec)}
         if kind in ("LIMIT", "STOP", "TAKE_PROFIT"):
             if price_text_ is None:
-                raise _missing("price")
+                raise missing("price")
             if kind == "LIMIT" and tif is None:
-                raise _missing("timeInForce")
+                raise missing("timeInForce")
             args["price"] = _ticks(price_text_, spec, "price")
         elif price_text_ is not None:
             raise BinanceError(-1106, "Parameter 'price' sent when not required.")
         if kind in _CONDITIONAL:
             if stop_text is None:
-                raise _missing("triggerPrice" if algo else "stopPrice")
+                raise missing("triggerPrice" if algo else "stopPrice")
             args["triggerPrice"] = _ticks(stop_text, spec, "stopPrice")
         elif stop_text is not None:
             raise BinanceError(-1106, "Parameter 'stopPrice' sent when not required.")
@@ -300,16 +300,12 @@ class SignedRoutes:
     def _algo_record(self, account: int, p: Any) -> OrderRecord:
         symbol_text = p.get("symbol")
         symbol = self.f.market(symbol_text) if symbol_text is not None else None
-        oid_text = p.get("algoId")
+        algo_id = p.optional("algoId")
         cid = p.get("clientAlgoId")
         p.done()
-        if oid_text is None and cid is None:
+        if algo_id is None and cid is None:
             raise BinanceError(-1102, "Param 'algoId' or 'clientAlgoId' must be sent.")
-        if oid_text is not None and not (oid_text.isascii() and oid_text.isdigit()
-                                         and len(oid_text) <= 18):
-            raise BinanceError(-1100, "Illegal characters found in parameter 'algoId'.")
-        record: OrderRecord | None = self.f.tape.orders.get(
-            account, int(oid_text) if oid_text else None, cid)
+        record: OrderRecord | None = self.f.tape.orders.get(account, algo_id, cid)
         if record is None or record.stop_price is None or (
                 symbol is not None and record.symbol != symbol):
             raise BinanceError(-2013, "Order does not exist.")
@@ -352,7 +348,7 @@ class SignedRoutes:
             "price": price_text(r.price or 0, spec),
             "avgPrice": average_text(avg, spec),
             "origQty": lots_text(r.orig_qty, spec), "executedQty": lots_text(r.executed, spec),
-            "cumQty": lots_text(r.executed, spec), "cumQuote": _usd(r.quote),
+            "cumQty": lots_text(r.executed, spec), "cumQuote": usd_text(r.quote),
             "timeInForce": r.time_in_force, "type": r.type, "origType": r.type,
             "reduceOnly": r.reduce_only, "closePosition": False, "side": side_name(r.side),
             "positionSide": "BOTH",
@@ -367,9 +363,9 @@ class SignedRoutes:
     async def user_trades(self, request: web.Request) -> web.Response:
         account, p = await self._params(request)
         symbol = self.f.market(p.need("symbol"))
-        order_id = _optional_int(p, "orderId")
-        start, end = _optional_int(p, "startTime"), _optional_int(p, "endTime")
-        from_id = _optional_int(p, "fromId")
+        order_id = p.optional("orderId")
+        start, end = p.optional("startTime"), p.optional("endTime")
+        from_id = p.optional("fromId")
         limit = p.limit(500, 1000)
         p.done()
         if from_id is not None and (start is not None or end is not None):
@@ -385,15 +381,15 @@ class SignedRoutes:
             "symbol": name, "id": t.trade_id, "orderId": t.order_id,
             "side": side_name(t.side), "buyer": t.side > 0, "maker": t.maker,
             "price": price_text(t.price, spec), "qty": lots_text(t.qty, spec),
-            "quoteQty": _usd(t.price * t.qty * spec.multiplier),
-            "realizedPnl": _usd(t.realized), "commission": _usd(t.fee),
+            "quoteQty": usd_text(t.price * t.qty * spec.multiplier),
+            "realizedPnl": usd_text(t.realized), "commission": usd_text(t.fee),
             "commissionAsset": "USDT", "positionSide": "BOTH", "time": t.ms} for t in rows])
 
     async def income(self, request: web.Request) -> web.Response:
         account, p = await self._params(request)
         symbol_text = p.get("symbol")
         kind = p.get("incomeType")
-        start, end = _optional_int(p, "startTime"), _optional_int(p, "endTime")
+        start, end = p.optional("startTime"), p.optional("endTime")
         p.get("page")
         limit = p.limit(100, 1000)
         p.done()
@@ -404,7 +400,7 @@ class SignedRoutes:
         rows = rows[:limit] if start is not None else rows[-limit:]
         return json_response([{
             "symbol": self.f.symbols().to_binance[i.symbol], "incomeType": i.kind,
-            "income": _usd(i.amount), "asset": "USDT", "info": i.kind, "time": i.ms,
+            "income": usd_text(i.amount), "asset": "USDT", "info": i.kind, "time": i.ms,
             "tranId": i.tran_id, "tradeId": "" if i.trade_id is None else str(i.trade_id)}
             for i in rows])
 
@@ -420,14 +416,14 @@ class SignedRoutes:
 
     def _assets(self, b: dict[str, Any]) -> dict[str, Any]:
         upnl = b["equity"] - b["balance"]
-        return {"asset": "USDT", "walletBalance": _usd(b["balance"]),
-                "unrealizedProfit": _usd(upnl), "marginBalance": _usd(b["equity"]),
-                "maintMargin": _usd(b["maintenanceMargin"]),
-                "initialMargin": _usd(b["marginUsed"]),
-                "positionInitialMargin": _usd(b["marginUsed"]),
-                "openOrderInitialMargin": "0", "crossWalletBalance": _usd(b["balance"]),
-                "crossUnPnl": _usd(upnl), "availableBalance": _usd(b["available"]),
-                "maxWithdrawAmount": _usd(b["withdrawable"]), "marginAvailable": True,
+        return {"asset": "USDT", "walletBalance": usd_text(b["balance"]),
+                "unrealizedProfit": usd_text(upnl), "marginBalance": usd_text(b["equity"]),
+                "maintMargin": usd_text(b["maintenanceMargin"]),
+                "initialMargin": usd_text(b["marginUsed"]),
+                "positionInitialMargin": usd_text(b["marginUsed"]),
+                "openOrderInitialMargin": "0", "crossWalletBalance": usd_text(b["balance"]),
+                "crossUnPnl": usd_text(upnl), "availableBalance": usd_text(b["available"]),
+                "maxWithdrawAmount": usd_text(b["withdrawable"]), "marginAvailable": True,
                 "updateTime": self.f.venue_ms()}
 
     async def account(self, request: web.Request) -> web.Response:
@@ -490,7 +486,8 @@ class SignedRoutes:
         spec = venue.spec(symbol)
         mark = venue.market(symbol).mark or 0
         size = row["size"]
-        leverage = row["leverage"] or min(DEFAULT_LEVERAGE, spec.tiers[0].max_leverage)
+        # the venue's own default for a market the account never set (risk/venue/state.py)
+        leverage = row["leverage"] or min(DEFAULT_LEVERAGE, spec.max_leverage)
         notional = size * mark * spec.multiplier
         initial = abs(notional) // leverage
         return {
@@ -499,16 +496,16 @@ class SignedRoutes:
             "entryPrice": price_text(row["entryPrice"], spec),
             "breakEvenPrice": price_text(row["entryPrice"], spec),
             "markPrice": price_text(mark, spec),
-            "unRealizedProfit": _usd(row["unrealizedPnl"]),
+            "unRealizedProfit": usd_text(row["unrealizedPnl"]),
             "liquidationPrice": price_text(row["liquidationPrice"] or 0, spec),
             "leverage": str(leverage),
-            "maxNotionalValue": _usd(_max_notional(spec, leverage)),
+            "maxNotionalValue": usd_text(_max_notional(spec, leverage)),
             "marginType": "isolated" if row["marginMode"] == "isolated" else "cross",
-            "isolatedMargin": _usd(row["isolatedMargin"]),
-            "isolatedWallet": _usd(row["isolatedMargin"]),
-            "isAutoAddMargin": "false", "notional": _usd(notional),
-            "initialMargin": _usd(initial), "positionInitialMargin": _usd(initial),
-            "openOrderInitialMargin": "0", "maintMargin": _usd(row["maintenanceMargin"]),
+            "isolatedMargin": usd_text(row["isolatedMargin"]),
+            "isolatedWallet": usd_text(row["isolatedMargin"]),
+            "isAutoAddMargin": "false", "notional": usd_text(notional),
+            "initialMargin": usd_text(initial), "positionInitialMargin": usd_text(initial),
+            "openOrderInitialMargin": "0", "maintMargin": usd_text(row["maintenanceMargin"]),
             "adl": 0, "bidNotional": "0", "askNotional": "0",
             "updateTime": self.f.venue_ms(),
         }
@@ -547,7 +544,7 @@ class SignedRoutes:
                                   {"symbol": symbol, "leverage": int(text)})
         spec = self.f.venue().spec(symbol)
         return json_response({"leverage": result["leverage"],
-                            "maxNotionalValue": _usd(_max_notional(spec, result["leverage"])),
+                            "maxNotionalValue": usd_text(_max_notional(spec, result["leverage"])),
                             "symbol": self.f.symbols().to_binance[symbol]})
 
     async def set_margin_type(self, request: web.Request) -> web.Response:
@@ -622,30 +619,13 @@ def _batch_item(item: Any) -> MultiDict[str]:
     return out
 
 
-def _missing(name: str) -> BinanceError:
-    return BinanceError(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, "
-                        "or malformed.")
-
-
-def _optional_int(p: Any, name: str) -> int | None:
-    text = p.get(name)
-    if text is None:
-        return None
-    if not (text.isascii() and text.isdigit() and len(text) <= 18):
-        raise BinanceError(-1100, f"Illegal characters found in parameter '{name}'.")
-    return int(text)
-
-
 def _which(p: Any) -> tuple[int | None, str | None]:
-    oid_text = p.get("orderId")
+    order_id = p.optional("orderId")
     cid = p.get("origClientOrderId")
-    if oid_text is None and cid is None:
+    if order_id is None and cid is None:
         raise BinanceError(-1102, "Param 'origClientOrderId' or 'orderId' must be sent, but "
                            "both were empty/null!")
-    if oid_text is not None and not (oid_text.isascii() and oid_text.isdigit()
-                                     and len(oid_text) <= 18):
-        raise BinanceError(-1100, "Illegal characters found in parameter 'orderId'.")
-    return (int(oid_text) if oid_text is not None else None), cid
+    return order_id, cid
 
 
 def _lots(text: str, spec: MarketSpec) -> int:
@@ -679,10 +659,6 @@ def _ticks(text: str, spec: MarketSpec, name: str) -> int:
         raise BinanceError(-4016, f"Price greater than max price "
                            f"{price_text(spec.max_price, spec)}.")
     return ticks
-
-
-def _usd(micro: int) -> str:
-    return decimal_text(Fraction(micro, UNIT))
 
 
 def _signed_lots(lots: int, spec: MarketSpec) -> str:

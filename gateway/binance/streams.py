@@ -41,12 +41,11 @@ from gaemi.gateway.binance.tape import NS_PER_MS, Tape
 from gaemi.gateway.binance.units import (
     BinanceSymbols,
     average_text,
-    decimal_text,
     lots_text,
     price_text,
     rate_text,
+    usd_text,
 )
-from gaemi.risk.markets import UNIT
 from gaemi.risk.venue import Venue
 
 __all__ = ["MAX_QUEUED", "Streams"]
@@ -472,7 +471,7 @@ class Streams:
                  "i": r.order_id, "l": lots_text(fill.qty if fill else 0, spec),
                  "z": lots_text(r.executed, spec),
                  "L": price_text(fill.price if fill else 0, spec),
-                 "n": _usd(_fee(fill, account)) if fill else "0", "N": "USDT",
+                 "n": usd_text(_fee(fill, account)) if fill else "0", "N": "USDT",
                  "T": event_ms, "t": fill.trade_id if fill else 0, "b": "0", "a": "0",
                  "m": bool(fill and fill.maker_account == account and
                            fill.maker_order_id == r.order_id),
@@ -499,13 +498,13 @@ class Streams:
                     lots_text(abs(p.size) if p is not None else 0, spec),
                     "ep": price_text(p.entry_price if p is not None else 0, spec),
                     "bep": price_text(p.entry_price if p is not None else 0, spec),
-                    "cr": "0", "up": _usd(p.unrealized_pnl if p is not None else 0),
+                    "cr": "0", "up": usd_text(p.unrealized_pnl if p is not None else 0),
                     "mt": "isolated" if p is not None and p.margin_mode == "isolated"
                     else "cross",
-                    "iw": _usd(p.isolated_margin if p is not None else 0), "ps": "BOTH"})
+                    "iw": usd_text(p.isolated_margin if p is not None else 0), "ps": "BOTH"})
             message = orjson.dumps({"e": "ACCOUNT_UPDATE", "E": ms, "T": ms, "a": {
-                "m": reason, "B": [{"a": "USDT", "wb": _usd(view.balance),
-                                     "cw": _usd(view.balance), "bc": "0"}],
+                "m": reason, "B": [{"a": "USDT", "wb": usd_text(view.balance),
+                                     "cw": usd_text(view.balance), "bc": "0"}],
                 "P": positions}}).decode()
             for client in users[account]:
                 self._send(client, message)
@@ -515,10 +514,6 @@ class Streams:
             client.closing = (1001, "server shutting down")
             client.ready.set()
             await client.ws.close(code=1001, message=b"server shutting down")
-
-
-def _usd(micro: int) -> str:
-    return decimal_text(Fraction(micro, UNIT))
 
 
 def _fee(fill: Any, account: int) -> int:

@@ -19,7 +19,7 @@ from gaemi.risk.markets import PPB, UNIT, MarketSpec
 
 __all__ = ["BinanceSymbols", "OffGrid", "binance_symbol", "decimal_text", "lots_text",
            "parse_decimal", "price_text", "rate_text", "to_lots", "to_ticks",
-           "average_text"]
+           "average_text", "usd_text"]
 
 QUOTE = "USDT"
 _DECIMAL = re.compile(r"[0-9]{1,20}(\.[0-9]{1,20})?")  # ASCII digits only
@@ -65,6 +65,11 @@ def parse_decimal(text: str) -> Fraction:
     if not isinstance(text, str) or not _DECIMAL.fullmatch(text):
         raise ValueError(f"not a decimal: {text!r}")
     return Fraction(text)
+
+
+def usd_text(micro: int) -> str:
+    """Micro-dollars (the venue's collateral units) as USD(T)."""
+    return decimal_text(Fraction(micro, UNIT))
 
 
 def price_text(ticks: int, spec: MarketSpec) -> str:
