@@ -50,6 +50,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.typing import Subprotocol
 
+from gaemi.gateway.binance.connections import KEEPALIVE_S, Capped, ConnectionCount
 from gaemi.gateway.binance.rest import STREAMS, make_app
 from gaemi.gateway.binance.streams import Streams
 from gaemi.gateway.binance.tape import Tape
@@ -190,6 +191,8 @@ class Server:
         self.binance_weight_limit = binance_weight_limit
         self._binance: web.AppRunner | None = None
         self._binance_sock: socket.socket | None = None
+        self._binance_listener: asyncio.AbstractServer | None = None
+        self.binance_connections = ConnectionCount()  # the facade port's TCP connections
         self.tape: Tape | None = None  # the Binance facade's trades, candles and fundings
         self.streams: Streams | None = None  # the Binance facade's websocket streams
         self.exchange: Exchange | None = None
@@ -334,11 +337,16 @@ class Server:
             assert self.tape is not None
             app = make_app(self, self.tape, weight_limit=self.binance_weight_limit)
             self.streams = app[STREAMS]
-            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                   keepalive_timeout=KEEPALIVE_S)
             await runner.setup()
             self._binance = runner
-            assert self._binance_sock is not None
-            await web.SockSite(runner, self._binance_sock).start()
+            assert self._binance_sock is not None and runner.server is not None
+            # each connection counted against the bounds (connections.py) before aiohttp
+            # sees it, instead of aiohttp's own site, which has none
+            handler = runner.server
+            self._binance_listener = await asyncio.get_running_loop().create_server(
+                lambda: Capped(handler, self.binance_connections), sock=self._binance_sock)
             log.info("Binance USDⓈ-M facade on %s", self.binance_url)
 
     def _restore(self, position: Any) -> Venue:
@@ -359,6 +367,8 @@ class Server:
         self._stopping = True
         if self.streams is not None:
             await self.streams.close()
+        if self._binance_listener is not None:
+            self._binance_listener.close()
         if self._binance is not None:
             await self._binance.cleanup()
         for task in self._tasks[1:]:

@@ -44,6 +44,7 @@ _TIFS = ("GTC", "IOC", "FOK", "GTX")
 _CONDITIONAL = ("STOP_MARKET", "TAKE_PROFIT_MARKET", "STOP", "TAKE_PROFIT")
 MAX_BODY = 16 * 1024
 MAX_BATCH = 5  # orders in one batchOrders request (Binance's limit)
+MAX_CANCELS = 10  # orders in one DELETE batchOrders request (Binance's limit)
 
 
 class SignedRoutes:
@@ -142,6 +143,48 @@ class SignedRoutes:
                 raise result
             else:
                 out.append(self._order(account, result["orderId"], x[0]))
+        return json_response(out)
+
+    async def cancel_batch(self, request: web.Request) -> web.Response:
+        """Up to 10 orders of one symbol, by ``orderIdList`` or ``origClientOrderIdList``
+        (JSON lists; also read under the lower-case names ccxt sends), each cancelled (or
+        refused) on its own: the answer lists each order or its error, in the order sent."""
+        account, p = await self._params(request)
+        symbol = self.f.market(p.need("symbol"))
+        ids = _one_of(p, "orderIdList", "orderidlist")
+        cids = _one_of(p, "origClientOrderIdList", "origclientorderidlist")
+        p.done()
+        if ids is not None and cids is not None:
+            raise BinanceError(-1128, "Send one of 'orderIdList' and 'origClientOrderIdList', "
+                               "not both.")
+        sent = ids or cids
+        if sent is None:
+            raise missing("orderIdList")
+        wanted = _id_list(*sent, int if ids else str)
+        records: list[OrderRecord | BinanceError] = []
+        for x in wanted:
+            record = self.f.tape.orders.get(account, x, None) if ids else \
+                self.f.tape.orders.get(account, None, x)
+            if record is None or record.symbol != symbol or record.done:
+                records.append(BinanceError(-2011, "Unknown order sent."))
+            else:
+                records.append(record)
+        pending = [self._call(account, "order.cancel", {"symbol": symbol,
+                                                        "orderId": r.order_id})
+                   for r in records if isinstance(r, OrderRecord)]
+        results = iter(await asyncio.gather(*pending, return_exceptions=True))
+        out: list[Any] = []
+        for r in records:
+            if isinstance(r, BinanceError):
+                out.append({"code": r.code, "msg": r.msg})
+                continue
+            result = next(results)
+            if isinstance(result, BinanceError):
+                out.append({"code": result.code, "msg": result.msg})
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                out.append(self._order_json(r))
         return json_response(out)
 
     async def new_algo_order(self, request: web.Request) -> web.Response:
@@ -577,6 +620,7 @@ class SignedRoutes:
         return [
             ("POST", "/fapi/v1/order", self.new_order),
             ("POST", "/fapi/v1/batchOrders", self.batch_orders),
+            ("DELETE", "/fapi/v1/batchOrders", self.cancel_batch),
             ("POST", "/fapi/v1/algoOrder", self.new_algo_order),
             ("GET", "/fapi/v1/algoOrder", self.query_algo_order),
             ("DELETE", "/fapi/v1/algoOrder", self.cancel_algo_order),
@@ -617,6 +661,32 @@ def _batch_item(item: Any) -> MultiDict[str]:
             raise BinanceError(-1100, f"Illegal value for parameter '{k}': send it as text.")
         out[k] = v
     return out
+
+
+def _one_of(p: Any, *names: str) -> tuple[str, str] | None:
+    """The one of ``names`` (spellings of one parameter) that was sent, and its value."""
+    sent = [(name, value) for name in names if (value := p.get(name)) is not None]
+    if len(sent) > 1:
+        raise BinanceError(-1101, f"Duplicate values for parameter '{names[0]}'.")
+    return sent[0] if sent else None
+
+
+def _id_list(name: str, text: str, kind: type) -> list[Any]:
+    """A JSON list of 1 to 10 order ids (``int``: positive integers) or client ids."""
+    def valid(x: Any) -> bool:
+        if kind is int:
+            return type(x) is int and x > 0
+        return type(x) is str and 0 < len(x) <= 36
+    try:
+        items = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        items = None
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_CANCELS or \
+            not all(valid(x) for x in items):
+        raise BinanceError(-1130, f"Data sent for parameter '{name}' is not valid: a JSON "
+                           f"list of 1 to {MAX_CANCELS} "
+                           f"{'order ids' if kind is int else 'client order ids'}.")
+    return items
 
 
 def _which(p: Any) -> tuple[int | None, str | None]:

@@ -8,9 +8,10 @@ server's hook), from the venue as the batch left it and from what the tape recor
 
 * ``<s>@depth`` (also ``@100ms``, ``@500ms``: every batch that changed the book, faster than
   Binance's conflation): ``depthUpdate`` with the levels that changed (absolute sizes, "0":
-  gone), ``U`` = the previous event's ``u`` + 1, ``u`` = the venue's sequence number at the
-  batch's end, ``pu`` = the previous event's ``u``. A REST depth snapshot's ``lastUpdateId``
-  is the sequence number it was read at, so Binance's local-book procedure applies as written.
+  gone), ``u`` = the venue's sequence number at the batch's end, ``pu`` = the previous
+  event's ``u``, and ``U`` = ``pu`` (the levels are absolute: see ``_book_events``). A REST
+  depth snapshot's ``lastUpdateId`` is the sequence number it was read at, so Binance's
+  local-book procedure applies as written.
 * ``<s>@depth5`` / ``10`` / ``20``: the top levels, each batch that changed the book.
 * ``<s>@bookTicker``: the best bid and ask, when they changed.
 * ``<s>@trade``, ``<s>@aggTrade``: every trade, every aggregate trade.
@@ -18,6 +19,12 @@ server's hook), from the venue as the batch left it and from what the tape recor
   second of venue time.
 * ``<s>@forceOrder``, ``!forceOrder@arr``: **every** liquidation slice (Binance sends at most
   one a second per symbol; this tape is complete).
+
+The user data stream (by listen key) gets ``ORDER_TRADE_UPDATE``, ``ACCOUNT_UPDATE`` and
+``MARGIN_CALL``: the account's cross margin, or one of its isolated positions, entered the
+zone where the maintenance margin is ``MARGIN_CALL_PERCENT`` of its margin balance or more
+(liquidation comes at 100%). It is sent once on entering, and again only after the ratio fell
+back below the line and crossed it anew.
 
 Each connection's queue is bounded: a client that does not read is closed (1008). A
 connection may send 10 messages a second and hold 1,024 streams, as on Binance.
@@ -58,6 +65,7 @@ LISTEN_KEY_MS = 60 * 60_000  # a listen key lives an hour after its last keep-al
 MAX_CONNECTIONS = 1_024  # stream connections in all (the native server's default limits)
 MAX_PER_ADDRESS = 64  # ... and from one address
 BOOK_LEVELS = 1_000
+MARGIN_CALL_PERCENT = 80  # maintenance margin / margin balance that triggers MARGIN_CALL
 _KINDS = ("depth", "depth@100ms", "depth@500ms", "depth5", "depth10", "depth20",
           "depth5@100ms", "depth10@100ms", "depth20@100ms", "depth5@500ms", "depth10@500ms",
           "depth20@500ms", "bookTicker", "trade", "aggTrade", "markPrice", "markPrice@1s",
@@ -107,6 +115,7 @@ class Streams:
         self.agg_ids: dict[str, int] = {}
         self.liquidations = 0  # liquidation slices published (the tape's running count)
         self.mark_second: dict[str, int] = {}
+        self.margin_called: dict[int, frozenset[str]] = {}  # account -> parts in the zone
 
     # -- connections --------------------------------------------------------------------------
 
@@ -316,6 +325,7 @@ class Streams:
                 if market.aggs:
                     self.agg_ids[s] = market.aggs[-1].agg_id
             self.liquidations = self.tape.liquidations_seen
+            self.margin_called.clear()
             return
         venue = self.f.venue()
         symbols: BinanceSymbols = self.f.symbols()
@@ -344,7 +354,12 @@ class Streams:
                     events[lower + "@markPrice"] = [mark]
                     events[lower + "@markPrice@1s"] = [mark]
         self._liquidation_events(venue, ms, events)
-        self._user_events(venue, ms)
+        users: dict[int, list[_Client]] = {}
+        for client in self.clients:
+            if client.account is not None:
+                users.setdefault(client.account, []).append(client)
+        self._user_events(venue, ms, users)
+        self._margin_calls(venue, ms, users)
         for name, clients in wanted.items():
             for event in events.get(name, ()):
                 data = orjson.dumps(event).decode()
@@ -447,16 +462,12 @@ class Streams:
             events.setdefault(name.lower() + "@forceOrder", []).append(event)
             events.setdefault("!forceOrder@arr", []).append(event)
 
-    def _user_events(self, venue: Venue, ms: int) -> None:
+    def _user_events(self, venue: Venue, ms: int, users: dict[int, list[_Client]]) -> None:
         tape = self.tape
         private, moved = tape.private, tape.moved
         tape.private, tape.moved = [], {}
         if not private and not moved:
             return
-        users: dict[int, list[_Client]] = {}
-        for client in self.clients:
-            if client.account is not None:
-                users.setdefault(client.account, []).append(client)
         for account, r, kind, fill, event_ms in private:
             if account not in users:
                 continue
@@ -504,9 +515,46 @@ class Streams:
                     "iw": usd_text(p.isolated_margin if p is not None else 0), "ps": "BOTH"})
             message = orjson.dumps({"e": "ACCOUNT_UPDATE", "E": ms, "T": ms, "a": {
                 "m": reason, "B": [{"a": "USDT", "wb": usd_text(view.balance),
-                                     "cw": usd_text(view.balance), "bc": "0"}],
+                                     "cw": usd_text(_cross_wallet(view)), "bc": "0"}],
                 "P": positions}}).decode()
             for client in users[account]:
+                self._send(client, message)
+
+    def _margin_calls(self, venue: Venue, ms: int, users: dict[int, list[_Client]]) -> None:
+        """``MARGIN_CALL`` to each listening account whose cross margin, or an isolated
+        position, entered the zone since the last batch (``MARGIN_CALL_PERCENT``)."""
+        for account in [a for a in self.margin_called if a not in users]:
+            del self.margin_called[account]
+        for account, clients in users.items():
+            try:
+                view = venue.account(account)
+            except KeyError:
+                continue
+            zone = _in_zone(view)
+            entered = zone - self.margin_called.get(account, frozenset())
+            if zone:
+                self.margin_called[account] = zone
+            else:
+                self.margin_called.pop(account, None)
+            if not entered:
+                continue
+            positions = []
+            for symbol, p in sorted(view.positions.items()):
+                part = symbol if p.margin_mode == "isolated" else CROSS
+                if part not in entered:
+                    continue
+                spec = venue.spec(symbol)
+                positions.append({
+                    "s": self.f.symbols().to_binance[symbol], "ps": "BOTH",
+                    "pa": ("-" if p.size < 0 else "") + lots_text(abs(p.size), spec),
+                    "mt": "ISOLATED" if p.margin_mode == "isolated" else "CROSSED",
+                    "iw": usd_text(p.isolated_margin),
+                    "mp": price_text(venue.market(symbol).mark or 0, spec),
+                    "up": usd_text(p.unrealized_pnl), "mm": usd_text(p.maintenance_margin)})
+            message = orjson.dumps({"e": "MARGIN_CALL", "E": ms,
+                                    "cw": usd_text(_cross_wallet(view)),
+                                    "p": positions}).decode()
+            for client in clients:
                 self._send(client, message)
 
     async def close(self) -> None:
@@ -514,6 +562,34 @@ class Streams:
             client.closing = (1001, "server shutting down")
             client.ready.set()
             await client.ws.close(code=1001, message=b"server shutting down")
+
+
+CROSS = ""  # the account's cross margin, as a part of ``_in_zone``
+
+
+def _cross_wallet(view: Any) -> int:
+    """The wallet of the cross margin: the balance less the isolated positions' margins."""
+    return int(view.balance - sum(p.isolated_margin for p in view.positions.values()
+                                  if p.margin_mode == "isolated"))
+
+
+def _in_zone(view: Any) -> frozenset[str]:
+    """The parts of an account (``CROSS``, or an isolated position's symbol) whose
+    maintenance margin is ``MARGIN_CALL_PERCENT`` of their margin balance or more."""
+    parts = set()
+    equity, maint = view.equity, view.maintenance_margin
+    for symbol, p in view.positions.items():
+        if p.margin_mode != "isolated":
+            continue
+        balance = p.isolated_margin + p.unrealized_pnl
+        equity -= balance
+        maint -= p.maintenance_margin
+        if p.maintenance_margin > 0 and 100 * p.maintenance_margin >= \
+                MARGIN_CALL_PERCENT * balance:
+            parts.add(symbol)
+    if maint > 0 and 100 * maint >= MARGIN_CALL_PERCENT * equity:
+        parts.add(CROSS)
+    return frozenset(parts)
 
 
 def _fee(fill: Any, account: int) -> int:

@@ -8,6 +8,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -411,3 +412,50 @@ def test_request_weight_is_counted_and_limited_per_minute() -> None:
         now[0] += 60_000_000_000
         status, _, headers = _get_with_headers(live, "/fapi/v1/ping")
         assert (status, headers["X-MBX-USED-WEIGHT-1M"]) == (200, "1")
+
+
+def test_one_address_may_hold_128_connections_to_the_facade() -> None:
+    with live_server(binance_port=0) as live:
+        count = live.server.binance_connections
+        port = live.server.binance_port
+
+        def open_count() -> int:
+            return int(live.on_loop(lambda: count.open))
+
+        def until(n: int) -> None:
+            """Wait until the server has seen ``n`` connections open (waited for, not slept;
+            bounded, for a server that never sees them)."""
+            deadline = time.monotonic() + 30
+            while open_count() != n:
+                assert time.monotonic() < deadline, f"{open_count()} open, not {n}"
+
+        # Arrange: 128 idle keep-alive connections from 127.0.0.1
+        held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(128)]
+        until(128)
+
+        # Act: one more, and a request from a connection past the bound
+        extra = socket.create_connection(("127.0.0.1", port), timeout=10)
+        answer = b""
+        while chunk := extra.recv(4096):
+            answer += chunk
+        extra.close()
+
+        # Assert: refused with HTTP 429 and Binance's -1003 before aiohttp saw it
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 429") and json.loads(body)["code"] == -1003
+        assert open_count() == 128
+        # one of the held connections still serves requests (keep-alive: two in a row)
+        held[0].sendall(b"GET /fapi/v1/ping HTTP/1.1\r\nHost: x\r\n\r\n"
+                        b"GET /fapi/v1/time HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = b""
+        while got.count(b"HTTP/1.1 200") < 2:
+            chunk = held[0].recv(4096)
+            assert chunk, "the connection closed"
+            got += chunk
+        # one closed, one may open again; all closed, none is counted
+        held.pop().close()
+        until(127)
+        assert _get(live, "/fapi/v1/ping") == (200, {})
+        for s in held:
+            s.close()
+        until(0)

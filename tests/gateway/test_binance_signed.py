@@ -230,15 +230,17 @@ _VALUES = st.one_of(st.sampled_from(["1", "0.5", "99", "100.1", "-1", "0", "1e9"
                     st.text(max_size=12), st.text("0123456789", min_size=10, max_size=5000),
                     st.sampled_from(['[{"symbol":"NVDAUSDT","side":"BUY","type":"LIMIT",'
                                      '"quantity":"1","price":"99","timeInForce":"GTC"}]',
-                                     '[{"quantity":1.5}]', '[]', '{}', '[' * 50]))
+                                     '[{"quantity":1.5}]', '[]', '{}', '[' * 50, '[1,2]',
+                                     '["a","gaemi-1"]', '[1,' * 11 + '1]']))
 _ORDER_KEYS = ["symbol", "side", "type", "timeInForce", "quantity", "price", "stopPrice",
                "reduceOnly", "newClientOrderId", "orderId", "origClientOrderId", "leverage",
                "marginType", "positionSide", "batchOrders", "algoType", "triggerPrice",
-               "algoId", "clientAlgoId"]
+               "algoId", "clientAlgoId", "orderIdList", "origClientOrderIdList"]
 _SIGNED = [("POST", "/fapi/v1/order"), ("GET", "/fapi/v1/order"), ("DELETE", "/fapi/v1/order"),
            ("GET", "/fapi/v1/openOrders"), ("DELETE", "/fapi/v1/allOpenOrders"),
            ("POST", "/fapi/v1/leverage"), ("POST", "/fapi/v1/marginType"),
-           ("POST", "/fapi/v1/batchOrders"), ("POST", "/fapi/v1/algoOrder"),
+           ("POST", "/fapi/v1/batchOrders"), ("DELETE", "/fapi/v1/batchOrders"),
+           ("POST", "/fapi/v1/algoOrder"),
            ("GET", "/fapi/v1/algoOrder"), ("DELETE", "/fapi/v1/algoOrder"),
            ("GET", "/fapi/v2/positionRisk"), ("GET", "/fapi/v3/account")]
 
@@ -321,6 +323,49 @@ def test_ccxt_places_a_batch_and_each_order_stands_or_falls_alone(live: LiveServ
         (-2022, "rejected"), (0, "open"), (0, "open")]
     assert sorted((o["price"], o["qty"]) for o in live.server.venue.open_orders(1)) == [
         (9_900, 100), (10_100, 200)]
+
+
+def test_ccxt_cancels_a_batch_by_ids_and_by_client_ids(live: LiveServer) -> None:
+    # Arrange: four bids resting, one of them filled by account 2
+    trader, other = _client(live, "dev-1"), _client(live, "dev-2")
+    a = trader.create_order(S, "limit", "buy", 1, 99.00, {"clientOrderId": "a"})
+    b = trader.create_order(S, "limit", "buy", 1, 98.00, {"clientOrderId": "b"})
+    c = trader.create_order(S, "limit", "buy", 1, 97.00, {"clientOrderId": "c"})
+    d = trader.create_order(S, "limit", "buy", 1, 96.00)
+    other.create_order(S, "market", "sell", 1)  # fills a
+    trader.enableLastJsonResponse = True  # to read the answer as sent, refusals too
+
+    # Act: by ids (one of them filled, one unknown), then by client ids (d: the one ccxt made)
+    by_ids = trader.cancel_orders([b["id"], a["id"], "777777"], S)
+    answer = trader.last_json_response
+    by_client = trader.cancel_orders([], S, {"clientOrderIds": ["c", d["clientOrderId"]]})
+
+    # Assert: each cancelled or refused on its own, in the order sent (ccxt keeps the orders
+    # and drops the refusals); the book is empty
+    assert [x.get("code") or x["status"] for x in answer] == ["CANCELED", -2011, -2011]
+    assert [(o["status"], o["clientOrderId"]) for o in by_ids] == [("canceled", "b")]
+    assert [(o["status"], o["clientOrderId"]) for o in by_client] == [
+        ("canceled", "c"), ("canceled", d["clientOrderId"])]
+    assert live.server.venue.open_orders(1) == []
+    assert trader.fetch_order(c["id"], S)["status"] == "canceled"
+
+
+@pytest.mark.parametrize(("params", "code"), [
+    ({}, -1102),  # neither list
+    ({"orderIdList": "[1]", "origClientOrderIdList": '["a"]'}, -1128),  # both
+    ({"orderIdList": "[1,2,3,4,5,6,7,8,9,10,11]"}, -1130),  # more than ten
+    ({"orderIdList": "[1.5]"}, -1130),
+    ({"orderIdList": "1,2"}, -1130),  # not JSON
+    ({"origClientOrderIdList": "[1]"}, -1130),  # client ids are text
+    ({"orderIdList": "[1]", "orderidlist": "[1]"}, -1101),  # one list under two spellings
+])
+def test_a_bad_batch_cancel_gets_binances_code(live: LiveServer, params: dict[str, str],
+                                               code: int) -> None:
+    assert _signed(live, "POST", "/fapi/v1/order", ORDER)[0] == 200
+    status, body = _signed(live, "DELETE", "/fapi/v1/batchOrders",
+                           {"symbol": "NVDAUSDT", **params})
+    assert (status, body["code"]) == (400, code)
+    assert len(live.server.venue.open_orders(1)) == 1
 
 
 def test_the_signed_text_of_a_read_cannot_be_replayed_as_a_cancel(live: LiveServer) -> None:

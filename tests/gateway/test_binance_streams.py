@@ -1,7 +1,8 @@
 """The Binance streams of the facade on a live server: a local book kept by Binance's documented
 procedure (REST snapshot, buffered diffs by ``U``/``u``/``pu``) ends equal to the venue's after a
 busy flow; the stock ccxt.pro ``watch_order_book`` and ``watch_trades`` agree with the venue;
-mark prices, and every liquidation on ``forceOrder``; bad subscriptions get Binance's errors."""
+mark prices, and every liquidation on ``forceOrder``; ``MARGIN_CALL`` on the user stream; bad
+subscriptions get Binance's errors."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 from urllib.parse import urlparse
 
@@ -22,8 +24,17 @@ import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from gaemi.engine.codes import Side
-from gaemi.gateway.binance.units import lots_text, price_text
-from gaemi.risk import CancelOrder, Deposit, PlaceOrder, SetIndexPrice, SetLeverage, usd
+from gaemi.gateway.binance.units import lots_text, price_text, usd_text
+from gaemi.risk import (
+    CancelOrder,
+    Deposit,
+    PlaceOrder,
+    SetIndexPrice,
+    SetLeverage,
+    SetMarginMode,
+    Withdraw,
+    usd,
+)
 from gaemi.risk.markets import PRESETS
 from tests.gateway.live import SYM, LiveServer, live_server
 
@@ -363,3 +374,81 @@ def test_one_address_may_hold_64_stream_connections() -> None:
         again.close()
         for ws in held:
             ws.close()
+
+
+@pytest.mark.parametrize("mode", ["cross", "isolated"])
+def test_margin_call_is_sent_when_the_account_enters_the_zone_and_again_after_it_left(
+        mode: str) -> None:
+    now = [1_796_000_000_000_000_000]  # the server's clock: a second a request (10 a second)
+    with live_server(binance_port=0, clock=lambda: now[0]) as live:
+        key = live.server.keys["dev-4"]
+        request = urllib.request.Request(live.server.binance_url + "/fapi/v1/listenKey",
+                                         method="POST", data=b"",
+                                         headers={"X-MBX-APIKEY": key.key})
+        with urllib.request.urlopen(request, timeout=10) as r:
+            listen_key = json.loads(r.read())["listenKey"]
+        ws = _ws(live, "/ws/" + listen_key)
+        asked = iter(range(1, 1_000))
+
+        def published() -> list[dict[str, Any]]:
+            """What the stream sent before the answer to a request made now (in order)."""
+            rid = next(asked)
+            now[0] += 10**9
+            ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": rid}))
+            out = []
+            while (message := json.loads(ws.recv(timeout=10))).get("id") != rid:
+                out.append(message)
+            return out
+
+        def ratio() -> Fraction:
+            """Maintenance margin / margin balance: the account's, or its isolated
+            position's."""
+            view = live.on_loop(lambda: live.server.venue.account(4))
+            if mode == "cross":
+                return Fraction(view.maintenance_margin, view.equity)
+            p = view.positions[SYM]
+            return Fraction(p.maintenance_margin, p.isolated_margin + p.unrealized_pnl)
+
+        # Arrange: account 4 keeps $1,000 and goes long 200 shares at $100 at 20x
+        _run(live, Withdraw(4, usd(999_000)), SetMarginMode(4, SYM, mode),
+             SetLeverage(4, SYM, 20),
+             PlaceOrder(1, SYM, SELL, 10_000, 20_000), PlaceOrder(4, SYM, BUY, 10_000, 20_000),
+             PlaceOrder(2, SYM, BUY, 9_000, 50_000))
+        assert not [m for m in published() if m["e"] == "MARGIN_CALL"]
+        assert ratio() < Fraction(80, 100)
+
+        # Act: the index falls a tick at a time until the ratio reaches 80%, stays there one
+        # more batch, recovers, and falls into the zone again
+        index, calls, entered = 10_000, [], []
+        for step in [-1] * 600:
+            index += step
+            _run(live, SetIndexPrice(SYM, index))
+            calls += [m for m in published() if m["e"] == "MARGIN_CALL"]
+            if ratio() >= Fraction(80, 100):
+                entered.append(index)
+                break
+        assert entered, "the ratio never reached 80% (the test's numbers are off)"
+        first = list(calls)
+        _run(live, SetIndexPrice(SYM, index - 1))  # deeper, still in the zone, not liquidated
+        assert Fraction(80, 100) <= ratio() < 1
+        calls += [m for m in published() if m["e"] == "MARGIN_CALL"]
+        _run(live, SetIndexPrice(SYM, 10_000))  # out of the zone
+        assert ratio() < Fraction(80, 100)
+        calls += [m for m in published() if m["e"] == "MARGIN_CALL"]
+        _run(live, SetIndexPrice(SYM, index - 1))  # in again
+        calls += [m for m in published() if m["e"] == "MARGIN_CALL"]
+        view = live.on_loop(lambda: live.server.venue.account(4))
+        mark = live.on_loop(lambda: live.server.venue.market(SYM).mark)
+        ws.close()
+
+        # Assert: one call on entering, none while it stayed, one more on entering again
+        assert len(first) == 1 and len(calls) == 2
+        position = view.positions[SYM]
+        isolated = position.isolated_margin if mode == "isolated" else 0
+        assert calls[-1]["cw"] == usd_text(view.balance - isolated)
+        assert calls[-1]["p"] == [{
+            "s": "NVDAUSDT", "ps": "BOTH", "pa": lots_text(position.size, NVDA),
+            "mt": mode.upper().replace("CROSS", "CROSSED"), "iw": usd_text(isolated),
+            "mp": price_text(mark, NVDA),
+            "up": usd_text(position.unrealized_pnl),
+            "mm": usd_text(position.maintenance_margin)}]
