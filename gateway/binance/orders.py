@@ -23,10 +23,11 @@ from gaemi.risk.events import (
     OrderTriggered,
 )
 
-__all__ = ["MAX_FINISHED", "SYNTHETIC_ID", "OrderRecord", "Orders"]
+__all__ = ["LIQUIDATION_ID", "MAX_FINISHED", "SYNTHETIC_ID", "OrderRecord", "Orders"]
 
 MAX_FINISHED = 100_000
 SYNTHETIC_ID = "gaemi-"  # the client id of an order sent without one: gaemi-<orderId>
+LIQUIDATION_ID = "autoclose-"  # ... of a liquidation order (Binance's): autoclose-<n>
 _TIF = {TimeInForce.GTC: "GTC", TimeInForce.IOC: "IOC", TimeInForce.FOK: "FOK"}
 _EXPIRED = {"expired", "fok", "self_trade"}  # Binance: EXPIRED (the rest: CANCELED)
 _CONDITIONAL = {("stop", False): "STOP_MARKET", ("stop", True): "STOP",
@@ -51,9 +52,19 @@ class OrderRecord:
     status: str = "NEW"
     time_ms: int = 0
     update_ms: int = 0
-    liquidation: bool = False
+    liquidation_id: int | None = None  # the venue's liquidation order of that liquidation
     triggered: bool = False  # a conditional order whose trigger fired
     trigger_ms: int = 0
+
+    @property
+    def name(self) -> str:
+        """The client order id shown: the client's own; Binance's ``autoclose-<n>`` for a
+        liquidation order; ``gaemi-<orderId>`` for an order sent without one."""
+        if self.client_order_id is not None:
+            return self.client_order_id
+        if self.liquidation_id is not None:
+            return f"{LIQUIDATION_ID}{self.liquidation_id}"
+        return f"{SYNTHETIC_ID}{self.order_id}"
 
     @property
     def done(self) -> bool:
@@ -103,7 +114,7 @@ class Orders:
             self._add(OrderRecord(e.order_id, e.account_id, e.symbol, e.client_order_id,
                                   e.side, "LIMIT" if e.price is not None else "MARKET", tif,
                                   e.reduce_only, e.price, None, e.qty, time_ms=ms,
-                                  update_ms=ms, liquidation=e.liquidation_id is not None))
+                                  update_ms=ms, liquidation_id=e.liquidation_id))
         elif t is ConditionalAccepted:
             kind = _CONDITIONAL.get((e.trigger_kind, e.price is not None), "STOP_MARKET")
             self._add(OrderRecord(e.order_id, e.account_id, e.symbol, e.client_order_id,

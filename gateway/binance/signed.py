@@ -23,7 +23,7 @@ from multidict import MultiDict
 from gaemi.engine.codes import RejectReason as R
 from gaemi.gateway.binance.auth import Signer
 from gaemi.gateway.binance.errors import BinanceError, from_native, json_response, missing
-from gaemi.gateway.binance.orders import SYNTHETIC_ID, OrderRecord, side_name
+from gaemi.gateway.binance.orders import LIQUIDATION_ID, SYNTHETIC_ID, OrderRecord, side_name
 from gaemi.gateway.binance.units import (
     OffGrid,
     average_text,
@@ -258,9 +258,9 @@ class SignedRoutes:
         if reduce_text == "true":
             args["reduceOnly"] = True
         if cid is not None:
-            if cid.startswith(SYNTHETIC_ID):
-                raise BinanceError(-4015, f"Client order id is not valid: the prefix "
-                                   f"{SYNTHETIC_ID} names orders sent without one.")
+            if cid.startswith((SYNTHETIC_ID, LIQUIDATION_ID)):
+                raise BinanceError(-4015, f"Client order id is not valid: the prefixes "
+                                   f"{SYNTHETIC_ID} and {LIQUIDATION_ID} name the venue's.")
             args["clientOrderId"] = cid
         return symbol, args
 
@@ -284,6 +284,38 @@ class SignedRoutes:
             raise BinanceError(-2011, "Unknown order sent.")
         await self._call(account, "order.cancel", {"symbol": symbol,
                                                    "orderId": record.order_id})
+        return json_response(self._order_json(record))
+
+    async def modify_order(self, request: web.Request) -> web.Response:
+        """Binance's order modify (PUT): a resting LIMIT order's new price and quantity (the
+        order's whole size, what it filled included), as the venue's amend: the order keeps
+        its id; keeping the price and not growing keeps its place in the queue. A quantity
+        at or below what it filled cancels the order, as on Binance."""
+        account, p = await self._params(request)
+        symbol = self.f.market(p.need("symbol"))
+        spec = self.f.venue().spec(symbol)
+        side = p.need("side")
+        qty_text = p.need("quantity")
+        price = p.need("price")
+        oid, cid = _which(p)
+        p.done()
+        if side not in ("BUY", "SELL"):
+            raise BinanceError(-1117, "Invalid side.")
+        record = self.f.tape.orders.get(account, oid, cid)
+        if record is None or record.symbol != symbol or record.done:
+            raise BinanceError(-2013, "Order does not exist.")
+        if record.type != "LIMIT":
+            raise BinanceError(-4000, "Only LIMIT orders can be modified.")
+        if side != side_name(record.side):
+            raise BinanceError(-4000, "The side of an order cannot be modified.")
+        qty, ticks = _lots(qty_text, spec), _ticks(price, spec, "price")
+        if qty <= record.executed:
+            await self._call(account, "order.cancel", {"symbol": symbol,
+                                                       "orderId": record.order_id})
+        else:
+            await self._call(account, "order.amend", {
+                "symbol": symbol, "orderId": record.order_id, "price": ticks,
+                "qty": qty - record.executed})
         return json_response(self._order_json(record))
 
     async def open_orders(self, request: web.Request) -> web.Response:
@@ -328,8 +360,7 @@ class SignedRoutes:
         await self._call(account, "order.cancel", {"symbol": record.symbol,
                                                    "orderId": record.order_id})
         return json_response({"algoId": record.order_id,
-                              "clientAlgoId": record.client_order_id or
-                              f"{SYNTHETIC_ID}{record.order_id}", "code": "200",
+                              "clientAlgoId": record.name, "code": "200",
                               "msg": "success"})
 
     async def open_algo_orders(self, request: web.Request) -> web.Response:
@@ -362,7 +393,7 @@ class SignedRoutes:
             status = "TRIGGERED" if r.triggered else "NEW"
         return {
             "algoId": r.order_id,
-            "clientAlgoId": r.client_order_id or f"{SYNTHETIC_ID}{r.order_id}",
+            "clientAlgoId": r.name,
             "algoType": "CONDITIONAL", "orderType": r.type,
             "symbol": self.f.symbols().to_binance[r.symbol], "side": side_name(r.side),
             "positionSide": "BOTH", "timeInForce": r.time_in_force,
@@ -387,7 +418,7 @@ class SignedRoutes:
         return {
             "orderId": r.order_id, "symbol": self.f.symbols().to_binance[r.symbol],
             "status": r.status,
-            "clientOrderId": r.client_order_id or f"{SYNTHETIC_ID}{r.order_id}",
+            "clientOrderId": r.name,
             "price": price_text(r.price or 0, spec),
             "avgPrice": average_text(avg, spec),
             "origQty": lots_text(r.orig_qty, spec), "executedQty": lots_text(r.executed, spec),
@@ -627,6 +658,7 @@ class SignedRoutes:
             ("GET", "/fapi/v1/openAlgoOrders", self.open_algo_orders),
             ("GET", "/fapi/v1/order", self.query_order),
             ("DELETE", "/fapi/v1/order", self.cancel_order),
+            ("PUT", "/fapi/v1/order", self.modify_order),
             ("GET", "/fapi/v1/openOrders", self.open_orders),
             ("GET", "/fapi/v1/userTrades", self.user_trades),
             ("GET", "/fapi/v1/income", self.income),

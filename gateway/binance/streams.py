@@ -473,7 +473,7 @@ class Streams:
                 continue
             spec = venue.spec(r.symbol)
             o = {"s": self.f.symbols().to_binance[r.symbol],
-                 "c": r.client_order_id or f"gaemi-{r.order_id}",
+                 "c": r.name,
                  "S": "BUY" if r.side > 0 else "SELL", "o": r.type, "f": r.time_in_force,
                  "q": lots_text(r.orig_qty, spec), "p": price_text(r.price or 0, spec),
                  "ap": average_text(Fraction(r.quote, r.executed * spec.multiplier), spec)

@@ -240,6 +240,7 @@ _SIGNED = [("POST", "/fapi/v1/order"), ("GET", "/fapi/v1/order"), ("DELETE", "/f
            ("GET", "/fapi/v1/openOrders"), ("DELETE", "/fapi/v1/allOpenOrders"),
            ("POST", "/fapi/v1/leverage"), ("POST", "/fapi/v1/marginType"),
            ("POST", "/fapi/v1/batchOrders"), ("DELETE", "/fapi/v1/batchOrders"),
+           ("PUT", "/fapi/v1/order"),
            ("POST", "/fapi/v1/algoOrder"),
            ("GET", "/fapi/v1/algoOrder"), ("DELETE", "/fapi/v1/algoOrder"),
            ("GET", "/fapi/v2/positionRisk"), ("GET", "/fapi/v3/account")]
@@ -348,6 +349,28 @@ def test_ccxt_cancels_a_batch_by_ids_and_by_client_ids(live: LiveServer) -> None
         ("canceled", "c"), ("canceled", d["clientOrderId"])]
     assert live.server.venue.open_orders(1) == []
     assert trader.fetch_order(c["id"], S)["status"] == "canceled"
+
+
+def test_ccxt_modifies_a_resting_order_in_place(live: LiveServer) -> None:
+    # Arrange: a bid of 3 shares at $99, one of them filled
+    trader, other = _client(live, "dev-1"), _client(live, "dev-2")
+    bid = trader.create_order(S, "limit", "buy", 3, 99.00)
+    other.create_order(S, "limit", "sell", 1, 99.00)
+
+    # Act: to 4 shares (its whole size) at $98.50; then to 1 share, what it filled
+    moved = trader.edit_order(bid["id"], S, "limit", "buy", 4, 98.50)
+    resting = live.server.venue.open_orders(1)
+    gone = trader.edit_order(bid["id"], S, "limit", "buy", 1, 98.50)
+
+    # Assert: the same order, at the new price with 3 shares open; then cancelled
+    assert (moved["id"], moved["price"], moved["amount"], moved["filled"]) == (
+        bid["id"], 98.50, 4, 1)
+    assert [(o["order_id"], o["price"], o["qty"]) for o in resting] == [
+        (int(bid["id"]), 9_850, 300)]
+    assert gone["status"] == "canceled" and live.server.venue.open_orders(1) == []
+    with pytest.raises(ccxt.OrderNotFound):  # a finished order cannot be modified
+        trader.edit_order(bid["id"], S, "limit", "buy", 4, 98.00)
+    live.server.venue.check_invariants()
 
 
 @pytest.mark.parametrize(("params", "code"), [
