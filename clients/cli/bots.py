@@ -3,6 +3,10 @@
     gaemi bot market-maker --url ws://127.0.0.1:8765 --keys-file keys.json --account 1
     gaemi bot ant --api-key dev-2 --secret ... --symbol SKHYNIX-PERP --duration 60 \\
         --param leverage=15 --param dip_bps=50
+    gaemi bot ant --api binance --url http://127.0.0.1:8766 --keys-file keys.json --account 2
+
+``--api binance`` runs the same bot through the stock ccxt package against the Binance
+USDⓈ-M facade (``gaemi serve --binance-port``; clients/live/binance.py).
 
 ``add_parser(subparsers)`` registers the subcommand; its ``func`` default is ``run``.
 """
@@ -24,7 +28,7 @@ from websockets.exceptions import InvalidHandshake, InvalidURI
 from gaemi.clients.live.bots import BOTS, Bot, BotParams
 from gaemi.clients.live.client import Client, RequestError
 
-__all__ = ["add_parser", "parse_params", "read_key", "run"]
+__all__ = ["add_parser", "parse_params", "read_key", "run", "server_url"]
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -35,8 +39,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                     "prints its fills, position and PnL as it goes. Bot parameters: "
                     "docs/bots.md (set them with --param NAME=VALUE).")
     p.add_argument("name", choices=sorted(BOTS), help="which bot")
-    p.add_argument("--url", default="ws://127.0.0.1:8765", help="the server (gaemi serve)")
-    p.add_argument("--encoding", choices=("json", "msgpack"), default="json")
+    p.add_argument("--api", choices=("native", "binance"), default="native",
+                   help="native: Gaemi's websocket protocol; binance: the Binance USDⓈ-M "
+                        "facade through ccxt (gaemi serve --binance-port)")
+    p.add_argument("--url", help="the server: ws://127.0.0.1:8765 (native, the default) or "
+                                 "http://127.0.0.1:8766 (binance, the default)")
+    p.add_argument("--encoding", choices=("json", "msgpack"), default="json",
+                   help="the native protocol's encoding")
     p.add_argument("--keys-file", type=Path,
                    help="a key file (gaemi serve --dev-accounts writes one); with --account")
     p.add_argument("--account", type=int, help="the account whose key to use from --keys-file")
@@ -98,6 +107,14 @@ def parse_params(cls: type[BotParams], items: list[str], **given: Any) -> BotPar
     return cls(**values)
 
 
+DEFAULT_URLS = {"native": "ws://127.0.0.1:8765", "binance": "http://127.0.0.1:8766"}
+
+
+def server_url(args: argparse.Namespace) -> str:
+    """``--url``, or the default of ``--api`` (gaemi serve's ports)."""
+    return str(args.url) if args.url is not None else DEFAULT_URLS[args.api]
+
+
 def run(args: argparse.Namespace) -> int:
     """The ``gaemi bot`` command."""
     if args.keys_file is not None:
@@ -108,8 +125,11 @@ def run(args: argparse.Namespace) -> int:
         api_key, secret = args.api_key, args.secret
     else:
         raise SystemExit("credentials: --keys-file F --account N, or --api-key K --secret S")
-    if not args.url.startswith(("ws://", "wss://")):
+    args.url = server_url(args)
+    if args.api == "native" and not args.url.startswith(("ws://", "wss://")):
         raise SystemExit(f"--url {args.url}: a websocket URL (ws://HOST:PORT)")
+    if args.api == "binance" and not args.url.startswith(("http://", "https://")):
+        raise SystemExit(f"--url {args.url}: the facade's HTTP URL (http://HOST:PORT)")
     cls = BOTS[args.name]
     params = parse_params(cls.Params, args.param, symbol=args.symbol)
     return asyncio.run(_run(args, cls, params, api_key, secret))
@@ -122,10 +142,14 @@ async def _run(args: argparse.Namespace, cls: type[Bot], params: BotParams, api_
     def say(text: str) -> None:
         print(f"[{time.monotonic() - started:7.1f}s] {text}", flush=True)
 
-    try:
-        client = await Client.connect(args.url, args.encoding)
-    except (OSError, InvalidURI, InvalidHandshake) as exc:
-        raise SystemExit(f"cannot connect to {args.url}: {exc}") from None
+    client: Any
+    if getattr(args, "api", "native") == "binance":
+        client = await _binance_client(args.url, api_key, secret)
+    else:
+        try:
+            client = await Client.connect(args.url, args.encoding)
+        except (OSError, InvalidURI, InvalidHandshake) as exc:
+            raise SystemExit(f"cannot connect to {args.url}: {exc}") from None
     try:
         symbols = [i["symbol"] for i in await client.instruments()]
     except (RequestError, ConnectionError) as exc:
@@ -143,8 +167,12 @@ async def _run(args: argparse.Namespace, cls: type[Bot], params: BotParams, api_
             loop.add_signal_handler(sig, stop.set)
     reporter = loop.create_task(_report(bot, say, args.report_every, stop))
     try:
-        result = await client.logon(api_key, secret, cancel_on_disconnect=True)
-        say(f"logged on to {args.url} as account {result['accountId']} ({client.encoding})")
+        if isinstance(client, Client):
+            result = await client.logon(api_key, secret, cancel_on_disconnect=True)
+            account = result["accountId"]
+        else:
+            account = client.account_id
+        say(f"logged on to {args.url} as account {account} ({client.encoding})")
         await bot.run(client, stop_event=stop, duration=args.duration)
     except RequestError as exc:
         raise SystemExit(f"refused: {exc}") from None
@@ -155,6 +183,20 @@ async def _run(args: argparse.Namespace, cls: type[Bot], params: BotParams, api_
         await client.close()
     say("done: " + bot.status())
     return 0
+
+
+async def _binance_client(url: str, api_key: str, secret: str) -> Any:
+    """The bots' client over ccxt and the Binance facade; SystemExit with one line if it
+    cannot start (no ccxt, no server, a refused key)."""
+    from gaemi.clients.live.binance import BinanceClient, NeedsCcxt
+
+    try:
+        return await BinanceClient.connect(url, api_key, secret)
+    except NeedsCcxt as exc:
+        raise SystemExit(str(exc)) from None
+    except Exception as exc:  # ccxt's errors (it is imported only with --api binance)
+        raise SystemExit(f"cannot use the Binance API at {url}: "
+                         f"{type(exc).__name__}: {exc}") from None
 
 
 async def _report(bot: Bot, say: Any, every: float, stop: asyncio.Event) -> None:

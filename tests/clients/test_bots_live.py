@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from gaemi.clients.cli.bots import _run, add_parser, parse_params, read_key
+from gaemi.clients.cli.bots import _run, add_parser, parse_params, read_key, server_url
 from gaemi.clients.live.book import follow_book
 from gaemi.clients.live.bots import (
     BOTS,
@@ -177,7 +177,9 @@ def test_bot_command_line_parses_credentials_and_parameters(tmp_path: Path) -> N
 
     # Assert
     assert args.func.__name__ == "run" and args.encoding == "json"
-    assert args.url == "ws://127.0.0.1:8765" and args.duration == 3.0
+    assert server_url(args) == "ws://127.0.0.1:8765" and args.duration == 3.0
+    assert server_url(parser.parse_args(["bot", "ant", "--api", "binance"])) == \
+        "http://127.0.0.1:8766"
     assert read_key(args.keys_file, args.account) == ("dev-2", "s2")
     assert params == AntParams(symbol="SKHYNIX-PERP", leverage=15, isolated=False)
     with pytest.raises(SystemExit):

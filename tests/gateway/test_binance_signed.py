@@ -507,3 +507,21 @@ def test_ccxt_reads_its_own_trades_with_fees_and_realized_pnl(live: LiveServer) 
     assert after - before == 400_000 - 50_250
     assert status == 200 and [(i["incomeType"], i["income"]) for i in income] == [
         ("COMMISSION", "-0.05005"), ("REALIZED_PNL", "0.4"), ("COMMISSION", "-0.05025")]
+
+
+def test_the_docs_five_lines_place_an_order(live: LiveServer,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # Arrange: docs/binance-api.md's recipe, with this server's address and dev-1's secret
+    page = (Path(__file__).resolve().parents[2] / "docs" / "binance-api.md").read_text()
+    recipe = page.split("```python\n", 1)[1].split("```", 1)[0]
+    recipe = recipe.replace("http://127.0.0.1:8766", live.server.binance_url).replace(
+        "<from the dev key file>", live.server.keys["dev-1"].secret)
+    _system(live, SetIndexPrice("SKHYNIX-PERP", 100_000))  # $1,000.00: a mark to trade at
+
+    # Act
+    exec(compile(recipe, "docs/binance-api.md", "exec"), {})
+
+    # Assert: it printed the order, and the order rests on the venue
+    assert "'status': 'open'" in capsys.readouterr().out
+    assert [(o["price"], o["qty"]) for o in live.server.venue.open_orders(1)] == [
+        (100_000, 1_000)]
