@@ -193,13 +193,18 @@ async def _serve_gateway(pipe: Any, options: dict[str, Any]) -> None:
 
         profiler = cProfile.Profile()
     journal = Path(options["journal"])
+    # options["binance"]: also serve the Binance facade (bench_binance), its request weight
+    # raised like the native limits
     server = Server(host="127.0.0.1", port=0, journal=journal, dev_accounts=DEV_ACCOUNTS,
                     markets=[preset(SYMBOL, session=None)], book="auto",
-                    limits=Limits(**LIMITS), durability=options["durability"])
+                    limits=Limits(**LIMITS), durability=options["durability"],
+                    binance_port=0 if options.get("binance") else None,
+                    binance_weight_limit=10**12)
     async with server:
         secrets = {name: key.secret for name, key in server.keys.items()}
         assert server.venue is not None
-        info = {"book": type(server.venue.book(SYMBOL)).__module__}
+        info = {"book": type(server.venue.book(SYMBOL)).__module__,
+                "binance_port": server.binance_port}
         pipe.send(("ready", server.port, secrets, info))
         if profiler is not None:
             profiler.enable()
