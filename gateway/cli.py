@@ -34,7 +34,9 @@ from gaemi.gateway.sessions import Limits
 from gaemi.gateway.wire.auth import ApiKey
 from gaemi.risk.journal import JournalCorrupt
 
-__all__ = ["add_parser", "serve"]
+__all__ = ["add_parser", "raise_file_limit", "serve"]
+
+log = logging.getLogger(__name__)
 
 DATA_DIR = Path("gaemi-data")
 
@@ -140,7 +142,33 @@ def server_from_args(args: argparse.Namespace) -> Server:
         raise SystemExit(f"cannot listen on {args.host}:{ports}: "
                          f"{exc.strerror or exc}") from None
     server.on_started.append(save)
+    facade = server.binance_connections.total if args.binance_port is not None else 0
+    warning = raise_file_limit(limits.max_connections + facade + FILES_BESIDES)
+    if warning:
+        log.warning(warning)
     return server
+
+
+FILES_BESIDES = 64  # descriptors the server needs besides its connections (journal, ...)
+
+
+def raise_file_limit(needed: int) -> str | None:
+    """Raise this process's soft limit on open files to ``needed`` (at most its hard limit),
+    so that the connection bounds are reached before the system's limit; the warning to give
+    when the hard limit is lower (None when all is well)."""
+    try:
+        import resource
+    except ImportError:  # not on a POSIX system
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    infinite = resource.RLIM_INFINITY
+    if soft != infinite and soft < needed:
+        soft = needed if hard == infinite else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    if soft != infinite and soft < needed:
+        return (f"the system allows {soft} open files ({needed} to hold every connection the "
+                "limits allow): past that, new connections fail until some close")
+    return None
 
 
 async def serve(server: Server,

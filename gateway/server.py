@@ -51,6 +51,8 @@ from websockets.protocol import State
 from websockets.typing import Subprotocol
 
 from gaemi.gateway.binance.connections import KEEPALIVE_S, Capped, ConnectionCount
+from gaemi.gateway.binance.connections import MAX_CONNECTIONS as BINANCE_CONNECTIONS
+from gaemi.gateway.binance.connections import MAX_PER_ADDRESS as BINANCE_PER_ADDRESS
 from gaemi.gateway.binance.rest import STREAMS, make_app
 from gaemi.gateway.binance.streams import Streams
 from gaemi.gateway.binance.tape import Tape
@@ -76,6 +78,7 @@ SEND_BUFFER = 256 * 1024  # bytes of kernel send buffer per connection
 CLOSE_TIMEOUT = 2  # seconds a closing handshake may take
 SNAPSHOT_EVERY = 25_000  # commands between two snapshots of the venue
 _TICK = "tick"
+Prepare = Callable[[], tuple[str, dict[str, Any]]]  # a facade request, made in its turn
 _SHUTDOWN = "shutdown"
 _STOP = "stop"
 
@@ -160,7 +163,8 @@ class Server:
     ``send_buffer``: the kernel send buffer of each connection, in bytes.
     ``binance_port``: also serve the Binance USDⓈ-M REST facade (gateway/binance) on this
     port of ``host`` (0: any free port; None: not at all), on the same event loop;
-    ``binance_weight_limit``: the request weight an address may spend there a minute.
+    ``binance_weight_limit``: the request weight an address may spend there a minute;
+    ``binance_connections``: the TCP connections its port may hold (in all, per address).
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
@@ -171,7 +175,9 @@ class Server:
                  clock: Callable[[], int] = time.time_ns,
                  snapshot_every: int | None = SNAPSHOT_EVERY,
                  send_buffer: int = SEND_BUFFER, binance_port: int | None = None,
-                 binance_weight_limit: int = BINANCE_WEIGHT_LIMIT) -> None:
+                 binance_weight_limit: int = BINANCE_WEIGHT_LIMIT,
+                 binance_connections: tuple[int, int] = (BINANCE_CONNECTIONS,
+                                                         BINANCE_PER_ADDRESS)) -> None:
         if durability not in ("fsync", "flush"):
             raise ValueError("durability: 'fsync' or 'flush'")
         self.host = host
@@ -192,7 +198,8 @@ class Server:
         self._binance: web.AppRunner | None = None
         self._binance_sock: socket.socket | None = None
         self._binance_listener: asyncio.AbstractServer | None = None
-        self.binance_connections = ConnectionCount()  # the facade port's TCP connections
+        # the facade port's TCP connections: open, against (in all, per address)
+        self.binance_connections = ConnectionCount(*binance_connections)
         self.tape: Tape | None = None  # the Binance facade's trades, candles and fundings
         self.streams: Streams | None = None  # the Binance facade's websocket streams
         self.exchange: Exchange | None = None
@@ -211,7 +218,7 @@ class Server:
         self._turns: deque[_Link] = deque()  # connections with frames waiting, in turn order
         # requests of the Binance facade, per account: (message, future of the response),
         # and the accounts with requests waiting, in turn order
-        self._calls: dict[int, deque[tuple[dict[str, Any], asyncio.Future[Any]]]] = {}
+        self._calls: dict[int, deque[tuple[int, Prepare, asyncio.Future[Any]]]] = {}
         self._call_turns: deque[int] = deque()
         self._call_conns: dict[int, Conn] = {}  # account -> its in-process connection
         self._call_ids = 0
@@ -539,10 +546,14 @@ class Server:
             self._drained.set()
             asyncio.get_running_loop().create_task(self.stop())
 
-    async def call(self, account_id: int, op: str, args: dict[str, Any]) -> dict[str, Any]:
+    async def call(self, account_id: int, op: str, args: dict[str, Any] | None = None, *,
+                   prepare: Prepare | None = None) -> dict[str, Any]:
         """Run a native request ``{op, args}`` as ``account_id`` in the sequencer's next batch
         (ordered with every connection's requests, under the same checks and limits) and
-        return its response once the batch is on disk: the Binance facade's way in."""
+        return its response once the batch is on disk: the Binance facade's way in.
+        ``prepare``: instead of ``op`` and ``args``, a function that makes them in the
+        sequencer's turn, from the state as it is then (a Binance modify's open size is the
+        whole size less what has filled by then)."""
         if self._stopping or self._tasks[0].done():
             return {"id": None, "ok": False,
                     "error": {"code": 9002, "msg": "SHUTTING_DOWN: the server is stopping"}}
@@ -556,7 +567,7 @@ class Server:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if not queue:
             self._call_turns.append(account_id)
-        queue.append(({"id": self._call_ids, "op": op, "args": args}, future))
+        queue.append((self._call_ids, prepare or (lambda: (op, args or {})), future))
         self._wake.set()
         response: dict[str, Any] = await future
         return response
@@ -573,7 +584,15 @@ class Server:
             if conn is None or conn.cid not in exchange.conns:
                 conn = self._call_conns[account] = exchange.open_session(account, now)
             for _ in range(min(FRAMES_PER_TURN, len(queue))):
-                message, future = queue.popleft()
+                rid, prepare, future = queue.popleft()
+                try:
+                    op, args = prepare()
+                except Exception:  # a defect in the facade's own code: that request fails
+                    log.exception("a Binance request could not be prepared")
+                    out.append((future, {"id": rid, "ok": False, "error": {
+                        "code": 9001, "msg": "INTERNAL_ERROR: the request failed"}}))
+                    continue
+                message = {"id": rid, "op": op, "args": args}
                 exchange.handle(conn, message, now)
                 outbox: list[Any] = conn.take_outbox()  # in-process: the messages themselves
                 responses = [m for m in outbox if m.get("id") == message["id"]]

@@ -22,7 +22,11 @@ What differs from the native protocol, and why (each is what a ccxt bot on Binan
   ``watch_orders`` (an order's latest state: two updates of one order between two reads are
   seen as the last), positions from ``watch_positions``, the balance from ``watch_balance``,
   the mark from ``watch_mark_price`` (once a second); a liquidation order is recognised by
-  Binance's ``autoclose-`` client id.
+  Binance's ``autoclose-`` client id. ``subscribe`` returns once the user data stream is
+  open, so that no fill of the bot's first orders is missed;
+* Binance has no cancel-on-disconnect: when a stream fails (the client is then ``closed``
+  and the bot stops with ``ConnectionLost``), ``close()`` cancels the orders of every market
+  the client placed orders in, as far as the REST side still answers.
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ log = logging.getLogger(__name__)
 UNIT = 1_000_000  # micro-dollars per dollar
 LIQUIDATION_ID = "autoclose-"  # Binance's client id prefix of a liquidation order
 _TIF = {"GTC": "GTC", "IOC": "IOC", "FOK": "FOK", "POST_ONLY": "GTX"}
+_DONE = ("FILLED", "CANCELED", "EXPIRED")
+SEEN = 10_000  # order ids and liquidations remembered (so that each is pushed once)
+OPEN_TIMEOUT = 30.0  # seconds the user data stream may take to open (a hang guard)
 
 # Binance's code -> the native reason the bots act on (others keep Binance's code)
 _NATIVE = {
@@ -138,7 +145,8 @@ class BinanceClient:
         self._handlers: dict[str, list[Callable[[Push], Any]]] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._orders: dict[int, tuple[str, str, int]] = {}  # id -> (symbol, side, lots)
-        self._seen: dict[str, set[Any]] = {"canceled": set(), "liquidations": set()}
+        self._seen: dict[str, dict[Any, None]] = {"canceled": {}, "liquidations": {}}
+        self._traded: set[str] = set()  # markets the client placed orders in
         self._failure: str | None = None
         self._closed = False
 
@@ -192,6 +200,12 @@ class BinanceClient:
             raise ConnectionLost("closed")
 
     async def close(self) -> None:
+        """Stop the streams; after a stream failure, cancel the orders left resting (Binance
+        has no cancel-on-disconnect), as far as the REST side answers."""
+        if self._failure is not None and not self._closed:
+            for symbol in sorted(self._traded):
+                with contextlib.suppress(Exception):
+                    await self.exchange.cancel_all_orders(self.markets[symbol].symbol)
         self._closed = True
         for task in self._watchers.values():
             task.cancel()
@@ -209,7 +223,7 @@ class BinanceClient:
         try:
             return await coro
         except ccxt.NetworkError as exc:
-            if isinstance(exc, ccxt.RateLimitExceeded | ccxt.DDoSProtection):
+            if isinstance(exc, ccxt.DDoSProtection | ccxt.InvalidNonce):  # -1003, -1021
                 raise _error(exc, op) from None
             raise ConnectionLost(f"{self.url}: {exc}") from None
         except ccxt.BaseError as exc:
@@ -259,8 +273,9 @@ class BinanceClient:
             m.symbol, type.lower(), side.lower(), m.qty(qty),
             m.price(price) if price is not None else None, params))
         info = order["info"]
-        oid = int(info["orderId"])
-        self._orders[oid] = (symbol, side.upper(), qty)
+        self._traded.add(symbol)
+        if info["status"] not in _DONE:  # remembered for amends until it is done
+            self._orders[int(info["orderId"])] = (symbol, side.upper(), qty)
         return self._result(m, info)
 
     async def market(self, symbol: str, side: str, qty: int, *,
@@ -298,11 +313,12 @@ class BinanceClient:
         """Each op as its own request, all at once; each item its result or its error."""
         calls = []
         for op, a in orders:
-            if op == "order.place":
+            if op == "order.place" and "triggerPrice" not in a:
                 calls.append(self.place(a["symbol"], a["side"], a["qty"], a.get("price"),
                                         type=a.get("type", "LIMIT"),
                                         tif=a.get("timeInForce", "GTC"),
-                                        reduce_only=a.get("reduceOnly", False)))
+                                        reduce_only=a.get("reduceOnly", False),
+                                        client_order_id=a.get("clientOrderId")))
             elif op == "order.cancel":
                 calls.append(self.cancel(a["symbol"], a["orderId"]))
             elif op == "order.amend" and set(a) == {"symbol", "orderId", "price"}:
@@ -396,7 +412,22 @@ class BinanceClient:
         for ch in names:
             if ch not in self._watchers:
                 self._watchers[ch] = asyncio.create_task(self._watch(ch), name=f"watch {ch}")
+        if any("." not in ch for ch in names):
+            await self._user_stream_open()
         return names
+
+    async def _user_stream_open(self) -> None:
+        """Wait until ccxt.pro's user data stream (its URL holds the listen key) is
+        connected: from then on, the account's events reach the watchers."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + OPEN_TIMEOUT
+        while not any("listenKey" in url and client.connected.done()
+                      for url, client in list(self.exchange.clients.items())):
+            self.raise_if_closed()
+            if loop.time() > deadline:
+                raise ConnectionLost(f"{self.url}: the user data stream did not open in "
+                                     f"{OPEN_TIMEOUT:g} s")
+            await asyncio.sleep(0.01)
 
     def _push(self, ch: str, data: dict[str, Any]) -> None:
         push = {"ch": ch, "data": data}
@@ -441,9 +472,10 @@ class BinanceClient:
                         self._push(ch, {"type": "balance", "balance": wallet})
         except asyncio.CancelledError:
             raise
-        except (ccxt.BaseError, OSError, ValueError) as exc:
+        except Exception as exc:  # ccxt's errors, or a message this client cannot read
             if not self._closed:
-                self._failure = f"{self.url}: {ch}: {exc}"
+                kind = "" if isinstance(exc, ccxt.BaseError) else f"{type(exc).__name__}: "
+                self._failure = f"{self.url}: {ch}: {kind}{exc}"
 
     def _on_fill(self, o: dict[str, Any]) -> None:
         m = self.by_id.get(str(o.get("s")))
@@ -461,17 +493,25 @@ class BinanceClient:
         oid, name = int(o["i"]), str(o.get("c", ""))
         base = {"symbol": m.native, "orderId": oid, "side": o.get("S"),
                 "qty": m.lots(o.get("q") or "0")}
-        if name.startswith(LIQUIDATION_ID) and name not in self._seen["liquidations"]:
-            self._seen["liquidations"].add(name)
+        if name.startswith(LIQUIDATION_ID) and _first(self._seen["liquidations"], name):
             number = name.removeprefix(LIQUIDATION_ID)
             self._push("orders", {**base, "type": "accepted",
                                   "liquidationId": int(number) if number.isdigit() else 0})
-        if o.get("X") in ("CANCELED", "EXPIRED") and oid not in self._seen["canceled"]:
-            self._seen["canceled"].add(oid)
+        if o.get("X") in ("CANCELED", "EXPIRED") and _first(self._seen["canceled"], oid):
             self._orders.pop(oid, None)
             self._push("orders", {**base, "type": "canceled"})
         elif o.get("X") == "FILLED":
             self._orders.pop(oid, None)
+
+
+def _first(seen: dict[Any, None], key: Any) -> bool:
+    """True the first time ``key`` is seen (the last ``SEEN`` keys are remembered)."""
+    if key in seen:
+        return False
+    seen[key] = None
+    if len(seen) > SEEN:
+        del seen[next(iter(seen))]
+    return True
 
 
 def _wallet(b: dict[str, Any]) -> int | None:

@@ -5,7 +5,9 @@ aiohttp's server has no such bound of its own (an idle keep-alive connection is 
 ``KEEPALIVE_S``, but any number may be open until then). Each accepted connection goes
 through ``Capped``, an asyncio protocol in front of aiohttp's: within the bounds it hands
 everything to aiohttp's protocol unchanged; past them it answers HTTP 429 with Binance's
-``-1003`` and closes, before aiohttp sees the connection. The stream connections have their
+``-1003`` and closes at once, before aiohttp sees the connection (holding a refused connection
+open would let a flood of them hold descriptors; a client that had already sent a request may
+see a reset instead of the 429). The stream connections have their
 own, smaller bounds on top (streams.py: 1,024 and 64 per address, as Binance's), so that an
 address holding its full set of streams still has room for REST.
 """
@@ -22,7 +24,7 @@ __all__ = ["KEEPALIVE_S", "MAX_CONNECTIONS", "MAX_PER_ADDRESS", "Capped", "Conne
 
 MAX_CONNECTIONS = 2_048  # open TCP connections on the facade port, in all
 MAX_PER_ADDRESS = 128  # ... from one client address
-KEEPALIVE_S = 75.0  # an idle connection is closed after this (aiohttp's own default)
+KEEPALIVE_S = 75.0  # an idle connection is closed after this (aiohttp's web.run_app default)
 
 _BODY = orjson.dumps({"code": -1003, "msg": "Too many connections; close some and retry."})
 REFUSAL = (b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"

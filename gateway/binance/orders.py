@@ -87,8 +87,8 @@ class Orders:
                     number.isascii() and number.isdigit() and len(number) <= 18:
                 order_id = int(number)
                 record = self.by_id.get(order_id)
-                if record is None or record.client_order_id is not None:
-                    return None
+                if record is None or record.name != client_order_id:
+                    return None  # the order has a name of its own
         record = self.by_id.get(order_id) if order_id is not None else None
         return record if record is not None and record.account_id == account_id else None
 
@@ -157,16 +157,16 @@ class Orders:
 
     def _add(self, record: OrderRecord) -> None:
         self.by_id[record.order_id] = record
-        if record.client_order_id is not None:
-            self.by_client[(record.account_id, record.client_order_id)] = record.order_id
+        if record.client_order_id is not None or record.liquidation_id is not None:
+            self.by_client[(record.account_id, record.name)] = record.order_id  # or autoclose
 
     def _finish(self, record: OrderRecord, status: str) -> None:
         record.status = status
         self._finished.append(record.order_id)
         while len(self._finished) > MAX_FINISHED:
             old = self.by_id.pop(self._finished.popleft(), None)
-            if old is not None and old.client_order_id is not None:
-                key = (old.account_id, old.client_order_id)
+            if old is not None:
+                key = (old.account_id, old.name)
                 if self.by_client.get(key) == old.order_id:
                     del self.by_client[key]
 

@@ -57,7 +57,9 @@ class Source(Protocol):
 
     def clock(self) -> int: ...
 
-    async def call(self, account_id: int, op: str, args: dict[str, Any]) -> dict[str, Any]: ...
+    async def call(self, account_id: int, op: str, args: dict[str, Any] | None = None, *,
+                   prepare: Callable[[], tuple[str, dict[str, Any]]] | None = None
+                   ) -> dict[str, Any]: ...
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

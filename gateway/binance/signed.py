@@ -87,11 +87,12 @@ class SignedRoutes:
             params.read.add(name)
         return key.account_id, params
 
-    async def _call(self, account: int, op: str, args: dict[str, Any], *,
-                    unknown_account: Any = None) -> Any:
+    async def _call(self, account: int, op: str, args: dict[str, Any] | None = None, *,
+                    unknown_account: Any = None, prepare: Any = None) -> Any:
         """The native result; a native error as Binance's (``unknown_account``: the result
-        for an account that never deposited, instead of an error)."""
-        response = await self.f.source.call(account, op, args)
+        for an account that never deposited, instead of an error; ``prepare``: see
+        ``Server.call``)."""
+        response = await self.f.source.call(account, op, args, prepare=prepare)
         if not response["ok"]:
             error = response["error"]
             if error["code"] == R.UNKNOWN_ACCOUNT and unknown_account is not None:
@@ -309,13 +310,15 @@ class SignedRoutes:
         if side != side_name(record.side):
             raise BinanceError(-4000, "The side of an order cannot be modified.")
         qty, ticks = _lots(qty_text, spec), _ticks(price, spec, "price")
-        if qty <= record.executed:
-            await self._call(account, "order.cancel", {"symbol": symbol,
-                                                       "orderId": record.order_id})
-        else:
-            await self._call(account, "order.amend", {
-                "symbol": symbol, "orderId": record.order_id, "price": ticks,
-                "qty": qty - record.executed})
+
+        def prepare() -> tuple[str, dict[str, Any]]:
+            """In the sequencer's turn: what has filled by then is known exactly."""
+            ids = {"symbol": symbol, "orderId": record.order_id}
+            if qty <= record.executed:
+                return "order.cancel", ids
+            return "order.amend", {**ids, "price": ticks, "qty": qty - record.executed}
+
+        await self._call(account, "order.amend", prepare=prepare)
         return json_response(self._order_json(record))
 
     async def open_orders(self, request: web.Request) -> web.Response:

@@ -414,8 +414,12 @@ def test_request_weight_is_counted_and_limited_per_minute() -> None:
         assert (status, headers["X-MBX-USED-WEIGHT-1M"]) == (200, "1")
 
 
-def test_one_address_may_hold_128_connections_to_the_facade() -> None:
-    with live_server(binance_port=0) as live:
+@pytest.mark.parametrize(("bounds", "held"), [((100, 6), 6), ((5, 100), 5)])
+def test_the_facade_port_holds_a_bounded_number_of_connections(bounds: tuple[int, int],
+                                                               held: int) -> None:
+    # bounds: (in all, per address); the shipped ones (2,048, 128) are too many descriptors
+    # for a test process on every machine (macOS allows 256 by default)
+    with live_server(binance_port=0, binance_connections=bounds) as live:
         count = live.server.binance_connections
         port = live.server.binance_port
 
@@ -429,11 +433,12 @@ def test_one_address_may_hold_128_connections_to_the_facade() -> None:
             while open_count() != n:
                 assert time.monotonic() < deadline, f"{open_count()} open, not {n}"
 
-        # Arrange: 128 idle keep-alive connections from 127.0.0.1
-        held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(128)]
-        until(128)
+        # Arrange: as many idle keep-alive connections as the bound allows
+        sockets = [socket.create_connection(("127.0.0.1", port), timeout=10)
+                   for _ in range(held)]
+        until(held)
 
-        # Act: one more, and a request from a connection past the bound
+        # Act: one more
         extra = socket.create_connection(("127.0.0.1", port), timeout=10)
         answer = b""
         while chunk := extra.recv(4096):
@@ -443,19 +448,37 @@ def test_one_address_may_hold_128_connections_to_the_facade() -> None:
         # Assert: refused with HTTP 429 and Binance's -1003 before aiohttp saw it
         head, _, body = answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 429") and json.loads(body)["code"] == -1003
-        assert open_count() == 128
+        assert open_count() == held
         # one of the held connections still serves requests (keep-alive: two in a row)
-        held[0].sendall(b"GET /fapi/v1/ping HTTP/1.1\r\nHost: x\r\n\r\n"
-                        b"GET /fapi/v1/time HTTP/1.1\r\nHost: x\r\n\r\n")
+        sockets[0].sendall(b"GET /fapi/v1/ping HTTP/1.1\r\nHost: x\r\n\r\n"
+                           b"GET /fapi/v1/time HTTP/1.1\r\nHost: x\r\n\r\n")
         got = b""
         while got.count(b"HTTP/1.1 200") < 2:
-            chunk = held[0].recv(4096)
+            chunk = sockets[0].recv(4096)
             assert chunk, "the connection closed"
             got += chunk
         # one closed, one may open again; all closed, none is counted
-        held.pop().close()
-        until(127)
+        sockets.pop().close()
+        until(held - 1)
         assert _get(live, "/fapi/v1/ping") == (200, {})
-        for s in held:
+        for s in sockets:
             s.close()
         until(0)
+
+
+def test_gaemi_serve_raises_its_open_file_limit_for_its_connection_bounds() -> None:
+    resource = pytest.importorskip("resource")  # POSIX only
+    from gaemi.gateway.cli import raise_file_limit
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        # a need within the hard limit: met (the soft limit raised to it when lower)
+        within = soft if hard == resource.RLIM_INFINITY else min(hard, soft + 16)
+        assert raise_file_limit(within) is None
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= within
+        # a need beyond the hard limit: a warning that says both numbers
+        if hard != resource.RLIM_INFINITY:
+            warning = raise_file_limit(hard + 1)
+            assert warning is not None and str(hard) in warning and str(hard + 1) in warning
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

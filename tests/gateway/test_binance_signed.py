@@ -5,6 +5,7 @@ Binance's signing enforced, with its error codes, and bad orders refused before 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -18,11 +19,12 @@ from urllib.parse import urlencode, urlparse
 
 import ccxt
 import pytest
+from aiohttp.test_utils import make_mocked_request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gaemi.engine.codes import Side
-from gaemi.risk import PlaceOrder, SetIndexPrice
+from gaemi.risk import PlaceOrder, SetIndexPrice, SetLeverage, Withdraw
 from gaemi.risk.markets import PRESETS
 from tests.gateway.live import SYM, LiveServer, live_server
 from tests.gateway.procs import ServeProcess, free_port
@@ -525,3 +527,69 @@ def test_the_docs_five_lines_place_an_order(live: LiveServer,
     assert "'status': 'open'" in capsys.readouterr().out
     assert [(o["price"], o["qty"]) for o in live.server.venue.open_orders(1)] == [
         (100_000, 1_000)]
+
+
+def test_a_modify_counts_what_filled_up_to_its_own_turn(live: LiveServer) -> None:
+    # Arrange: account 1 bids 3 shares at $99; the facade's PUT /fapi/v1/order handler
+    assert _signed(live, "POST", "/fapi/v1/order", {**ORDER, "quantity": "3"})[0] == 200
+    runner = live.server._binance
+    assert runner is not None
+    handler = next(r.handler for r in runner.app.router.routes()
+                   if r.method == "PUT" and r.resource is not None
+                   and r.resource.canonical == "/fapi/v1/order")
+    api = live.server.keys["dev-1"]
+    query = urlencode({"symbol": "NVDAUSDT", "side": "BUY", "quantity": "4", "price": "99",
+                       "orderId": live.server.venue.open_orders(1)[0]["order_id"],
+                       "recvWindow": 60_000, "timestamp": time.time_ns() // 1_000_000})
+    query += "&signature=" + hmac.new(api.secret.encode(), query.encode(),
+                                      hashlib.sha256).hexdigest()
+
+    async def race() -> Any:
+        # Act: account 2 sells a share into the bid and account 1 modifies it to 4 shares in
+        # the same sequencer batch, the sell first (it was queued first): the modify was
+        # read before the fill and runs after it
+        sell = asyncio.ensure_future(live.server.call(2, "order.place", {
+            "symbol": SYM, "side": "SELL", "price": 9_900, "qty": 100,
+            "timeInForce": "IOC"}))
+        await asyncio.sleep(0)  # the sell is queued; the sequencer has not run yet
+        request = make_mocked_request("PUT", "/fapi/v1/order?" + query,
+                                      headers={"X-MBX-APIKEY": api.key})
+        modified = await handler(request)
+        return (await sell)["result"], json.loads(modified.body)
+
+    sold, modified = asyncio.run_coroutine_threadsafe(race(), live.loop).result(30)
+
+    # Assert: one share filled before the modify ran; the order is 4 shares in all, 3 open
+    assert sold["filledQty"] == 100
+    assert (modified["origQty"], modified["executedQty"]) == ("4", "1")
+    assert [o["qty"] for o in live.server.venue.open_orders(1)] == [300]
+    live.server.venue.check_invariants()
+
+
+def test_a_liquidation_order_is_named_autoclose_and_found_by_that_name(
+        live: LiveServer) -> None:
+    # Arrange: account 4 keeps $1,000, long 200 shares at $100 at 20x; bids below
+    _system(live, Withdraw(4, 999_000_000_000), SetLeverage(4, SYM, 20),
+            PlaceOrder(1, SYM, Side.SELL, 10_000, 20_000), PlaceOrder(4, SYM, BUY, 10_000, 20_000),
+            PlaceOrder(2, SYM, BUY, 9_000, 50_000))
+
+    # Act: the index falls 8%: the long is liquidated into account 2's bid
+    events: list[Any] = []
+    live.on_loop(lambda: events.extend(live.server.exchange.system(SetIndexPrice(SYM, 9_200))))
+    live.on_loop(live.server.exchange.end_batch)
+    accepted = [e for e in events if type(e).__name__ == "OrderAccepted"
+                and e.liquidation_id is not None]
+    name = f"autoclose-{accepted[0].liquidation_id}"
+    status, order = _signed(live, "GET", "/fapi/v1/order",
+                            {"symbol": "NVDAUSDT", "origClientOrderId": name}, key="dev-4")
+    by_id = _signed(live, "GET", "/fapi/v1/order",
+                    {"symbol": "NVDAUSDT", "orderId": accepted[0].order_id}, key="dev-4")[1]
+
+    # Assert: Binance's name for a liquidation order, by either handle
+    assert status == 200 and order["orderId"] == accepted[0].order_id
+    assert order["clientOrderId"] == by_id["clientOrderId"] == name
+    assert order["side"] == "SELL" and order["status"] in ("FILLED", "EXPIRED")
+    synthetic = _signed(live, "GET", "/fapi/v1/order", {
+        "symbol": "NVDAUSDT", "origClientOrderId": f"gaemi-{accepted[0].order_id}"},
+        key="dev-4")
+    assert synthetic[1]["code"] == -2013  # not its name
