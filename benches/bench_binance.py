@@ -41,6 +41,8 @@ whole answer read), the server's CPU per request (the child's ``process_time``; 
 depend on how much of a core the server got), and for the facade its ratios to the native
 protocol measured in the same run (printed at the end of the run). Nothing is asserted on a
 speed; smoke mode (``--benchmark-disable``) runs one small round of each and checks it.
+``GAEMI_BENCH_PROFILE=<directory>``: the server child runs under cProfile and writes
+``facade.prof`` there (as bench_gateway's children do).
 """
 
 from __future__ import annotations
@@ -49,9 +51,11 @@ import asyncio
 import hashlib
 import hmac
 import itertools
+import os
 import random
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -230,9 +234,11 @@ def server(request: pytest.FixtureRequest,
            tmp_path_factory: pytest.TempPathFactory) -> Any:
     smoke = _smoke(request)
     journal = tmp_path_factory.mktemp("binance") / "facade.journal"
+    profile = os.environ.get("GAEMI_BENCH_PROFILE")  # a directory, as in bench_gateway
     child = ServerProcess("gateway", {"durability": "flush", "journal": str(journal),
                                       "recover_max": 10**12 if smoke else RECOVER_MAX,
-                                      "binance": True})
+                                      "binance": True, "profile": str(
+                                          Path(profile) / "facade.prof") if profile else None})
     loop = asyncio.new_event_loop()
     try:
         loop.run_until_complete(_set_index(child))

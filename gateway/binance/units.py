@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
+from functools import lru_cache
 
 from gaemi.risk.markets import PPB, UNIT, MarketSpec
 
 __all__ = ["BinanceSymbols", "OffGrid", "binance_symbol", "decimal_text", "lots_text",
-           "parse_decimal", "price_text", "rate_text", "to_lots", "to_ticks",
+           "parse_decimal", "price_text", "rate_text", "scaled_text", "to_lots", "to_ticks",
            "average_text", "usd_text"]
 
 QUOTE = "USDT"
@@ -67,33 +68,70 @@ def parse_decimal(text: str) -> Fraction:
     return Fraction(text)
 
 
+def scaled_text(n: int, places: int) -> str:
+    """``n / 10**places`` as ``decimal_text`` writes it, in integers (the hot path of every
+    answer: several figures an order)."""
+    whole, rest = divmod(abs(n), 10**places)
+    sign = "-" if n < 0 else ""
+    if not rest:
+        return f"{sign}{whole}"
+    return f"{sign}{whole}." + f"{rest:0{places}d}".rstrip("0")
+
+
+_UNIT_PLACES = len(str(UNIT)) - 1
+assert 10**_UNIT_PLACES == UNIT
+
+
+@lru_cache(maxsize=64)
+def _lot_scale(lot_size: str) -> tuple[int, int]:
+    """A lot size as ``(m, places)``: one lot is ``m / 10**places`` shares."""
+    lot = Fraction(lot_size)
+    for places in range(31):
+        if (lot * 10**places).denominator == 1:
+            return int(lot * 10**places), places
+    raise ValueError(f"lot size {lot_size} is not a decimal")
+
+
 def usd_text(micro: int) -> str:
     """Micro-dollars (the venue's collateral units) as USD(T)."""
-    return decimal_text(Fraction(micro, UNIT))
+    return scaled_text(micro, _UNIT_PLACES)
 
 
 def price_text(ticks: int, spec: MarketSpec) -> str:
     """Ticks as USD a share."""
-    return decimal_text(Fraction(ticks * spec.tick_size, UNIT))
+    return scaled_text(ticks * spec.tick_size, _UNIT_PLACES)
 
 
 def lots_text(lots: int, spec: MarketSpec) -> str:
     """Lots as shares."""
-    return decimal_text(lots * Fraction(spec.lot_size))
+    m, places = _lot_scale(str(spec.lot_size))
+    return scaled_text(lots * m, places)
+
+
+def _scaled(text: str) -> tuple[int, int]:
+    """A decimal string as ``(n, places)``: its value is ``n / 10**places`` (what
+    ``parse_decimal`` reads, in integers)."""
+    if not isinstance(text, str) or not _DECIMAL.fullmatch(text):
+        raise ValueError(f"not a decimal: {text!r}")
+    whole, _, digits = text.partition(".")
+    return int(whole + digits), len(digits)
 
 
 def to_ticks(text: str, spec: MarketSpec) -> int:
     """USD a share -> ticks; OffGrid if it is not a whole number of ticks."""
-    ticks = parse_decimal(text) * UNIT / spec.tick_size
-    if ticks.denominator != 1:
+    n, places = _scaled(text)
+    ticks, rest = divmod(n * UNIT, 10**places * spec.tick_size)
+    if rest:
         raise OffGrid(f"{text} is not a multiple of the tick size {price_text(1, spec)}")
     return int(ticks)
 
 
 def to_lots(text: str, spec: MarketSpec) -> int:
     """Shares -> lots; OffGrid if it is not a whole number of lots."""
-    lots = parse_decimal(text) / Fraction(spec.lot_size)
-    if lots.denominator != 1:
+    n, places = _scaled(text)
+    m, lot_places = _lot_scale(str(spec.lot_size))
+    lots, rest = divmod(n * 10**lot_places, 10**places * m)
+    if rest:
         raise OffGrid(f"{text} is not a multiple of the step size {spec.lot_size}")
     return int(lots)
 
@@ -108,6 +146,8 @@ def rate_text(ppb: int) -> str:
 def average_text(ticks: Fraction, spec: MarketSpec) -> str:
     """An average price (ticks, a fraction) as USD a share: exact when it ends within 8
     decimals, else rounded half to even at 8."""
+    if not ticks:
+        return "0"
     usd = ticks * spec.tick_size / UNIT
     scaled = usd * 10**8
     if scaled.denominator == 1:

@@ -27,11 +27,13 @@ from gaemi.engine.codes import Side
 from gaemi.gateway.binance.units import (
     BinanceSymbols,
     OffGrid,
+    decimal_text,
     lots_text,
     parse_decimal,
     price_text,
     to_lots,
     to_ticks,
+    usd_text,
 )
 from gaemi.risk import PlaceOrder
 from gaemi.risk.markets import PRESETS
@@ -207,6 +209,16 @@ def test_prices_and_sizes_convert_exactly_both_ways() -> None:
     for p in range(0, 100_000, 997):
         assert to_ticks(price_text(p, NVDA), NVDA) == p
         assert to_lots(lots_text(p, NVDA), NVDA) == p
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(-10**30, 10**30), st.sampled_from(sorted(PRESETS)))
+def test_the_integer_decimal_texts_equal_the_exact_fraction_ones(n: int, market: str) -> None:
+    # the hot path of every answer (scaled_text) against decimal_text over Fractions
+    spec = PRESETS[market]
+    assert usd_text(n) == decimal_text(Fraction(n, 1_000_000))
+    assert price_text(n, spec) == decimal_text(Fraction(n * spec.tick_size, 1_000_000))
+    assert lots_text(n, spec) == decimal_text(n * Fraction(spec.lot_size))
 
 
 @pytest.mark.parametrize("text", ["123.455", "0.001", "1.0000000001"])
@@ -482,3 +494,19 @@ def test_gaemi_serve_raises_its_open_file_limit_for_its_connection_bounds() -> N
             assert warning is not None and str(hard) in warning and str(hard + 1) in warning
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(r"[0-9]{1,20}(\.[0-9]{1,20})?", fullmatch=True),
+       st.sampled_from(sorted(PRESETS)))
+def test_the_integer_readings_equal_the_exact_fraction_ones(text: str, market: str) -> None:
+    # to_ticks / to_lots in integers against the exact Fraction of the same text
+    spec = PRESETS[market]
+    for convert, unit in ((to_ticks, Fraction(spec.tick_size, 1_000_000)),
+                          (to_lots, Fraction(spec.lot_size))):
+        exact = parse_decimal(text) / unit
+        if exact.denominator == 1:
+            assert convert(text, spec) == exact
+        else:
+            with pytest.raises(OffGrid):
+                convert(text, spec)
