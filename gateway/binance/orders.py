@@ -76,6 +76,7 @@ class Orders:
         self.multipliers = multipliers
         self.by_id: dict[int, OrderRecord] = {}
         self.by_client: dict[tuple[int, str], int] = {}  # (account, client id) -> order id
+        self.by_account: dict[int, dict[int, OrderRecord]] = {}  # in order-id order
         self._finished: deque[int] = deque()
 
     def get(self, account_id: int, order_id: int | None,
@@ -157,6 +158,7 @@ class Orders:
 
     def _add(self, record: OrderRecord) -> None:
         self.by_id[record.order_id] = record
+        self.by_account.setdefault(record.account_id, {})[record.order_id] = record
         if record.client_order_id is not None or record.liquidation_id is not None:
             self.by_client[(record.account_id, record.name)] = record.order_id  # or autoclose
 
@@ -166,6 +168,10 @@ class Orders:
         while len(self._finished) > MAX_FINISHED:
             old = self.by_id.pop(self._finished.popleft(), None)
             if old is not None:
+                mine = self.by_account[old.account_id]
+                del mine[old.order_id]
+                if not mine:
+                    del self.by_account[old.account_id]
                 key = (old.account_id, old.name)
                 if self.by_client.get(key) == old.order_id:
                     del self.by_client[key]

@@ -20,7 +20,7 @@ from aiohttp import web
 from gaemi.gateway.binance.errors import BinanceError, json_response, missing
 from gaemi.gateway.binance.signed import SignedRoutes
 from gaemi.gateway.binance.streams import Streams
-from gaemi.gateway.binance.tape import MINUTE_MS, Candle, Tape
+from gaemi.gateway.binance.tape import KLINE_MINUTES, MINUTE_MS, Candle, Tape, merge
 from gaemi.gateway.binance.units import (
     QUOTE,
     BinanceSymbols,
@@ -40,8 +40,6 @@ NS_PER_MS = 1_000_000
 STREAMS = web.AppKey("streams", Streams)  # the app's Streams: the server publishes through it
 _INTEGER = re.compile(r"[0-9]{1,18}")  # ASCII digits (str.isdigit admits any script's)
 DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
-KLINE_MINUTES = {"1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "2h": 120,
-                 "4h": 240, "6h": 360, "8h": 480, "12h": 720, "1d": 1440}
 DAY_MS = 24 * 3600 * 1000
 ORDERS_PER_MINUTE = 1200  # published in rateLimits; the native order limit is what applies
 
@@ -333,7 +331,7 @@ class _Facade:
                     (end is not None and open_ms > end):
                 continue
             if bars and bars[-1].open_ms == open_ms:
-                _merge(bars[-1], c)
+                merge(bars[-1], c)
             else:
                 bars.append(Candle(open_ms, c.open, c.high, c.low, c.close, c.volume, c.quote,
                                    c.taker_buy_volume, c.taker_buy_quote, c.trades,
@@ -403,18 +401,6 @@ class _Facade:
                                  "markPrice": price_text(f.price, spec)})
         rows.sort(key=lambda r: (r["fundingTime"], r["symbol"]))
         return _json(rows[:limit] if start is not None else rows[-limit:])
-
-
-def _merge(bar: Candle, c: Candle) -> None:
-    bar.high = max(bar.high, c.high)
-    bar.low = min(bar.low, c.low)
-    bar.close = c.close
-    bar.volume += c.volume
-    bar.quote += c.quote
-    bar.taker_buy_volume += c.taker_buy_volume
-    bar.taker_buy_quote += c.taker_buy_quote
-    bar.trades += c.trades
-    bar.last_id = c.last_id
 
 
 def _fixed(value: Fraction, places: int) -> str:

@@ -27,13 +27,14 @@ from gaemi.gateway.binance.orders import LIQUIDATION_ID, SYNTHETIC_ID, OrderReco
 from gaemi.gateway.binance.units import (
     OffGrid,
     average_text,
+    decimal_text,
     lots_text,
     price_text,
     to_lots,
     to_ticks,
     usd_text,
 )
-from gaemi.risk.markets import UNIT, MarketSpec
+from gaemi.risk.markets import PPB, UNIT, MarketSpec
 from gaemi.risk.venue import DEFAULT_LEVERAGE
 
 __all__ = ["SignedRoutes"]
@@ -437,6 +438,34 @@ class SignedRoutes:
 
     # -- the account's own history ------------------------------------------------------------
 
+    async def all_orders(self, request: web.Request) -> web.Response:
+        """The account's orders in one market, open and finished (the records: the last
+        100,000 finished orders of all accounts); from ``orderId`` on, or the most recent."""
+        account, p = await self._params(request)
+        symbol = self.f.market(p.need("symbol"))
+        from_id = p.optional("orderId")
+        start, end = p.optional("startTime"), p.optional("endTime")
+        limit = p.limit(500, 1000)
+        p.done()
+        rows = [r for r in self.f.tape.orders.by_account.get(account, {}).values()
+                if r.symbol == symbol and (from_id is None or r.order_id >= from_id)
+                and (start is None or r.time_ms >= start) and (end is None or r.time_ms <= end)]
+        rows.sort(key=lambda r: r.order_id)
+        rows = rows[:limit] if from_id is not None else rows[-limit:]
+        return json_response([self._order_json(r) for r in rows])
+
+    async def commission_rate(self, request: web.Request) -> web.Response:
+        """The market's fees (the venue charges every account the same)."""
+        _, p = await self._params(request)
+        symbol = self.f.market(p.need("symbol"))
+        p.done()
+        spec = self.f.venue().spec(symbol)
+        return json_response({"symbol": self.f.symbols().to_binance[symbol],
+                              "makerCommissionRate": decimal_text(
+                                  Fraction(spec.maker_fee_ppb, PPB)),
+                              "takerCommissionRate": decimal_text(
+                                  Fraction(spec.taker_fee_ppb, PPB))})
+
     async def user_trades(self, request: web.Request) -> web.Response:
         account, p = await self._params(request)
         symbol = self.f.market(p.need("symbol"))
@@ -664,6 +693,8 @@ class SignedRoutes:
             ("PUT", "/fapi/v1/order", self.modify_order),
             ("GET", "/fapi/v1/openOrders", self.open_orders),
             ("GET", "/fapi/v1/userTrades", self.user_trades),
+            ("GET", "/fapi/v1/allOrders", self.all_orders),
+            ("GET", "/fapi/v1/commissionRate", self.commission_rate),
             ("GET", "/fapi/v1/income", self.income),
             ("DELETE", "/fapi/v1/allOpenOrders", self.cancel_all),
             ("GET", "/fapi/v2/account", self.account),

@@ -17,6 +17,9 @@ server's hook), from the venue as the batch left it and from what the tape recor
 * ``<s>@trade``, ``<s>@aggTrade``: every trade, every aggregate trade.
 * ``<s>@markPrice`` (``@1s``): mark, index, funding estimate, next funding time, once a
   second of venue time.
+* ``<s>@kline_<interval>``: the interval's current bar after each batch with trades in it
+  (``x`` false), and once more when the interval has ended (``x`` true); as the REST
+  ``klines``, only intervals with trades.
 * ``<s>@forceOrder``, ``!forceOrder@arr``: **every** liquidation slice (Binance sends at most
   one a second per symbol; this tape is complete).
 
@@ -44,7 +47,7 @@ from aiohttp import WSMsgType, web
 
 from gaemi.gateway.binance.auth import Signer
 from gaemi.gateway.binance.errors import BinanceError, json_response
-from gaemi.gateway.binance.tape import NS_PER_MS, Tape
+from gaemi.gateway.binance.tape import KLINE_MINUTES, MINUTE_MS, NS_PER_MS, Candle, Tape, bar_of
 from gaemi.gateway.binance.units import (
     BinanceSymbols,
     average_text,
@@ -116,6 +119,7 @@ class Streams:
         self.liquidations = 0  # liquidation slices published (the tape's running count)
         self.mark_second: dict[str, int] = {}
         self.margin_called: dict[int, frozenset[str]] = {}  # account -> parts in the zone
+        self.klines: dict[str, tuple[int, int]] = {}  # stream -> (bar sent, its trades)
 
     # -- connections --------------------------------------------------------------------------
 
@@ -298,7 +302,8 @@ class Streams:
         if name == "!forceOrder@arr":
             return True
         symbol, _, kind = name.partition("@")
-        return kind in _KINDS and symbol.upper() in self.f.symbols().to_venue and \
+        known = kind in _KINDS or kind.removeprefix("kline_") in KLINE_MINUTES
+        return known and symbol.upper() in self.f.symbols().to_venue and \
             symbol == symbol.lower()
 
     def _start_books(self, names: list[str]) -> None:
@@ -326,6 +331,7 @@ class Streams:
                     self.agg_ids[s] = market.aggs[-1].agg_id
             self.liquidations = self.tape.liquidations_seen
             self.margin_called.clear()
+            self.klines.clear()
             return
         venue = self.f.venue()
         symbols: BinanceSymbols = self.f.symbols()
@@ -342,6 +348,7 @@ class Streams:
             if book is not None:
                 self._book_events(venue, s, lower, spec, book, ms, events)
             self._trade_events(s, lower, spec, ms, events, wanted)
+            self._kline_events(s, lower, spec, ms, events, wanted)
             if lower + "@markPrice" in wanted or lower + "@markPrice@1s" in wanted:
                 second = venue.time // 1_000_000_000
                 if self.mark_second.get(s) != second:
@@ -368,6 +375,8 @@ class Streams:
                     if client.combined and wrapped is None:
                         wrapped = orjson.dumps({"stream": name, "data": event}).decode()
                     self._send(client, wrapped if client.combined and wrapped else data)
+        for name in [n for n in self.klines if n not in wanted]:
+            del self.klines[name]  # nobody follows it: a new follower starts afresh
         for s in [s for s in self.books if not any(
                 n.startswith(symbols.to_binance[s].lower() + "@") for n in wanted)]:
             del self.books[s]
@@ -442,6 +451,41 @@ class Streams:
                     "p": price_text(a.price, spec), "q": lots_text(a.qty, spec),
                     "f": a.first_id, "l": a.last_id, "T": a.ms, "m": a.buyer_is_maker}
                     for a in fresh_aggs]
+
+    def _kline_events(self, s: str, lower: str, spec: Any, ms: int,
+                      events: dict[str, list[dict[str, Any]]],
+                      wanted: dict[str, list[_Client]]) -> None:
+        candles = self.tape.markets[s].candles
+        for name in wanted:
+            if not name.startswith(lower + "@kline_"):
+                continue
+            interval = name[len(lower) + 7:]
+            width = KLINE_MINUTES[interval] * MINUTE_MS
+            now_bar = self.f.venue_ms() - self.f.venue_ms() % width
+            sent_bar, sent_trades = self.klines.get(name, (now_bar, 0))
+            out = []
+            if sent_bar != now_bar and sent_trades:  # the bar last sent has ended: final
+                final = bar_of(candles, sent_bar, width)
+                if final is not None:
+                    out.append(self._kline(s, interval, width, final, True, ms, spec))
+            bar = bar_of(candles, now_bar, width)
+            trades = bar.trades if bar is not None else 0
+            if bar is not None and (sent_bar != now_bar or trades != sent_trades):
+                out.append(self._kline(s, interval, width, bar, False, ms, spec))
+            self.klines[name] = (now_bar, trades)
+            if out:
+                events[name] = out
+
+    def _kline(self, s: str, interval: str, width: int, b: Candle, closed: bool, ms: int,
+               spec: Any) -> dict[str, Any]:
+        name = self.f.symbols().to_binance[s]
+        return {"e": "kline", "E": ms, "s": name, "k": {
+            "t": b.open_ms, "T": b.open_ms + width - 1, "s": name, "i": interval,
+            "f": b.first_id, "L": b.last_id, "o": price_text(b.open, spec),
+            "c": price_text(b.close, spec), "h": price_text(b.high, spec),
+            "l": price_text(b.low, spec), "v": lots_text(b.volume, spec), "n": b.trades,
+            "x": closed, "q": usd_text(b.quote), "V": lots_text(b.taker_buy_volume, spec),
+            "Q": usd_text(b.taker_buy_quote), "B": "0"}}
 
     def _liquidation_events(self, venue: Venue, ms: int,
                             events: dict[str, list[dict[str, Any]]]) -> None:

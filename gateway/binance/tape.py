@@ -49,6 +49,8 @@ MAX_TRADES = 50_000  # per market
 MAX_CANDLES = 7 * 24 * 60  # a week of one-minute candles per market
 MAX_FUNDINGS = 1_000  # per market
 MAX_PER_ACCOUNT = 1_000  # an account's own trades and income records (Binance's page size)
+KLINE_MINUTES = {"1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "2h": 120,
+                 "4h": 240, "6h": 360, "8h": 480, "12h": 720, "1d": 1440}
 
 
 @dataclass(slots=True)
@@ -121,6 +123,39 @@ class Funding:
     ms: int
     rate: int  # ppb for the interval
     price: int  # ticks: the settlement's notional basis (the mark, or the index)
+
+
+def merge(bar: Candle, c: Candle) -> None:
+    """Add the later one-minute candle ``c`` to ``bar``."""
+    bar.high = max(bar.high, c.high)
+    bar.low = min(bar.low, c.low)
+    bar.close = c.close
+    bar.volume += c.volume
+    bar.quote += c.quote
+    bar.taker_buy_volume += c.taker_buy_volume
+    bar.taker_buy_quote += c.taker_buy_quote
+    bar.trades += c.trades
+    bar.last_id = c.last_id
+
+
+def bar_of(candles: deque[Candle], open_ms: int, width: int) -> Candle | None:
+    """The bar of ``width`` ms that opens at ``open_ms``, from the one-minute candles (the
+    newest last); None when it has no trade."""
+    inside = []
+    for c in reversed(candles):
+        if c.open_ms < open_ms:
+            break
+        if c.open_ms < open_ms + width:
+            inside.append(c)
+    if not inside:
+        return None
+    first = inside[-1]
+    bar = Candle(open_ms, first.open, first.high, first.low, first.close, first.volume,
+                 first.quote, first.taker_buy_volume, first.taker_buy_quote, first.trades,
+                 first.first_id, first.last_id)
+    for c in reversed(inside[:-1]):
+        merge(bar, c)
+    return bar
 
 
 class _Market:

@@ -49,6 +49,8 @@ _WEIGHTS: dict[tuple[str, str], int | Rule] = {
     ("GET", "/fapi/v1/positionSide/dual"): 30,
     ("GET", "/fapi/v1/userTrades"): 5,
     ("GET", "/fapi/v1/income"): 30,
+    ("GET", "/fapi/v1/allOrders"): 5,
+    ("GET", "/fapi/v1/commissionRate"): 20,
 }
 
 

@@ -242,7 +242,8 @@ _SIGNED = [("POST", "/fapi/v1/order"), ("GET", "/fapi/v1/order"), ("DELETE", "/f
            ("GET", "/fapi/v1/openOrders"), ("DELETE", "/fapi/v1/allOpenOrders"),
            ("POST", "/fapi/v1/leverage"), ("POST", "/fapi/v1/marginType"),
            ("POST", "/fapi/v1/batchOrders"), ("DELETE", "/fapi/v1/batchOrders"),
-           ("PUT", "/fapi/v1/order"),
+           ("PUT", "/fapi/v1/order"), ("GET", "/fapi/v1/allOrders"),
+           ("GET", "/fapi/v1/commissionRate"),
            ("POST", "/fapi/v1/algoOrder"),
            ("GET", "/fapi/v1/algoOrder"), ("DELETE", "/fapi/v1/algoOrder"),
            ("GET", "/fapi/v2/positionRisk"), ("GET", "/fapi/v3/account")]
@@ -593,3 +594,29 @@ def test_a_liquidation_order_is_named_autoclose_and_found_by_that_name(
         "symbol": "NVDAUSDT", "origClientOrderId": f"gaemi-{accepted[0].order_id}"},
         key="dev-4")
     assert synthetic[1]["code"] == -2013  # not its name
+
+
+def test_ccxt_reads_its_order_history_and_its_fees(live: LiveServer) -> None:
+    # Arrange: one order filled, one cancelled, one open
+    trader, other = _client(live, "dev-1"), _client(live, "dev-2")
+    filled = trader.create_order(S, "limit", "buy", 1, 100.00)
+    other.create_order(S, "market", "sell", 1)
+    cancelled = trader.create_order(S, "limit", "buy", 2, 98.00)
+    trader.cancel_order(cancelled["id"], S)
+    resting = trader.create_order(S, "limit", "sell", 3, 102.00)
+
+    # Act
+    history = trader.fetch_orders(S)
+    closed = trader.fetch_closed_orders(S)
+    since = trader.fetch_orders(S, params={"orderId": cancelled["id"]})
+    fee = trader.fetch_trading_fee(S)
+
+    # Assert: every order of the account in that market, oldest first, as it stands
+    assert [(o["id"], o["status"], o["filled"]) for o in history] == [
+        (filled["id"], "closed", 1), (cancelled["id"], "canceled", 0),
+        (resting["id"], "open", 0)]
+    assert [o["id"] for o in closed] == [filled["id"]]
+    assert [o["id"] for o in since] == [cancelled["id"], resting["id"]]
+    assert other.fetch_orders(S)[0]["side"] == "sell"  # the other account's own only
+    assert (fee["info"]["makerCommissionRate"], fee["info"]["takerCommissionRate"]) == (
+        "0.0002", "0.0005")

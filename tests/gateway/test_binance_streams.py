@@ -452,3 +452,72 @@ def test_margin_call_is_sent_when_the_account_enters_the_zone_and_again_after_it
             "mp": price_text(mark, NVDA),
             "up": usd_text(position.unrealized_pnl),
             "mm": usd_text(position.maintenance_margin)}]
+
+
+def test_a_kline_stream_follows_the_bar_and_closes_it() -> None:
+    with live_server(binance_port=0) as live:
+        ws = _ws(live, "/ws/nvdausdt@kline_1m")
+        asked = iter(range(1, 100))
+
+        def published() -> list[dict[str, Any]]:
+            """What the stream sent before the answer to a request made now (in order)."""
+            rid = next(asked)
+            ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": rid}))
+            out = []
+            while (message := json.loads(ws.recv(timeout=10))).get("id") != rid:
+                out.append(message["k"])
+            return out
+
+        # Act: two trades in one minute of venue time, then the next minute with none
+        _run(live, PlaceOrder(1, SYM, SELL, 10_010, 300), PlaceOrder(2, SYM, BUY, 10_010, 100))
+        first = published()
+        _run(live, PlaceOrder(2, SYM, BUY, 10_010, 200), PlaceOrder(1, SYM, SELL, 9_990, 50),
+             PlaceOrder(2, SYM, BUY, 9_990, 50))
+        second = published()
+        minute = live.server.venue.time // 60_000_000_000 * 60_000_000_000
+        live.tick(minute + 60_000_000_000)
+        _run(live)
+        third = published()
+        _run(live)
+        quiet = published()
+        ws.close()
+
+        # Assert: the open bar after each batch with trades, then the same bar closed, once
+        assert [(k["n"], k["o"], k["c"], k["h"], k["l"], k["v"], k["x"]) for k in first] == [
+            (1, "100.1", "100.1", "100.1", "100.1", "1", False)]
+        assert [(k["n"], k["c"], k["l"], k["v"], k["x"]) for k in second] == [
+            (3, "99.9", "99.9", "3.5", False)]
+        assert [(k["n"], k["t"], k["x"]) for k in third] == [(3, second[0]["t"], True)]
+        assert quiet == []
+        assert third[0]["T"] - third[0]["t"] == 59_999 and third[0]["i"] == "1m"
+
+
+def test_ccxt_pro_watches_candles_equal_to_the_rest_ones() -> None:
+    with live_server(binance_port=0) as live:
+        def subscribed() -> bool:
+            return live.on_loop(lambda: any("nvdausdt@kline_1m" in c.streams
+                                            for c in live.server.streams.clients))
+
+        async def main() -> tuple[list[Any], list[Any]]:
+            exchange = ccxtpro.binanceusdm({"options": {"fetchCurrencies": False}})
+            _point(exchange, live.server.binance_url)
+            loop = asyncio.get_running_loop()
+            try:
+                await exchange.load_markets()
+                watched = asyncio.ensure_future(exchange.watch_ohlcv("NVDA/USDT:USDT", "1m"))
+                while not await loop.run_in_executor(None, subscribed):
+                    await asyncio.sleep(0.01)
+                # Act: a trade while ccxt.pro watches the candles
+                await loop.run_in_executor(None, lambda: _run(
+                    live, PlaceOrder(1, SYM, SELL, 10_020, 250),
+                    PlaceOrder(2, SYM, BUY, 10_020, 250)))
+                candles = await asyncio.wait_for(watched, 10)
+                return candles, await exchange.fetch_ohlcv("NVDA/USDT:USDT", "1m")
+            finally:
+                await exchange.close()
+
+        candles, rest = asyncio.run(main())
+
+        # Assert: the streamed candle is the REST one
+        assert candles[-1] == rest[-1]
+        assert candles[-1][1:] == [100.2, 100.2, 100.2, 100.2, 2.5]
