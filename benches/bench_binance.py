@@ -75,6 +75,7 @@ from bench_gateway import (
     ServerProcess,
     _open,
     _set_index,
+    check_report,
     check_round,
     percentile,
     plan_round,
@@ -248,14 +249,7 @@ def server(request: pytest.FixtureRequest,
         yield child
     finally:
         report = child.stop()
-    assert report["failure"] is None, report["failure"]
-    maker = int(MAKER[4:])
-    for account, count in report["open_orders"].items():
-        assert count <= (2 if account == maker else 0), report["open_orders"]
-    assert not any(report["positions"].values()), report["positions"]
-    assert report["recovered"] in (True, None), report
-    if smoke:
-        assert report["recovered"] is True
+    check_report(report, smoke)
 
 
 # -- the summary ---------------------------------------------------------------------------------

@@ -130,22 +130,9 @@ class SignedRoutes:
                                                algo=False))
             except BinanceError as exc:
                 placed.append(exc)
-        pending = [self._call(account, "order.place", args)
-                   for symbol, args in (x for x in placed if not isinstance(x, BinanceError))]
-        results = iter(await asyncio.gather(*pending, return_exceptions=True))
-        out: list[Any] = []
-        for x in placed:
-            if isinstance(x, BinanceError):
-                out.append({"code": x.code, "msg": x.msg})
-                continue
-            result = next(results)
-            if isinstance(result, BinanceError):
-                out.append({"code": result.code, "msg": result.msg})
-            elif isinstance(result, BaseException):
-                raise result
-            else:
-                out.append(self._order(account, result["orderId"], x[0]))
-        return json_response(out)
+        return json_response(await self._each(
+            account, placed, "order.place", lambda x: x[1],
+            lambda x, result: self._order(account, result["orderId"], x[0])))
 
     async def cancel_batch(self, request: web.Request) -> web.Response:
         """Up to 10 orders of one symbol, by ``orderIdList`` or ``origClientOrderIdList``
@@ -171,23 +158,30 @@ class SignedRoutes:
                 records.append(BinanceError(-2011, "Unknown order sent."))
             else:
                 records.append(record)
-        pending = [self._call(account, "order.cancel", {"symbol": symbol,
-                                                        "orderId": r.order_id})
-                   for r in records if isinstance(r, OrderRecord)]
+        return json_response(await self._each(
+            account, records, "order.cancel",
+            lambda r: {"symbol": symbol, "orderId": r.order_id},
+            lambda r, _: self._order_json(r)))
+
+    async def _each(self, account: int, items: list[Any], op: str,
+                    args_of: Callable[[Any], dict[str, Any]],
+                    answer_of: Callable[[Any, Any], Any]) -> list[Any]:
+        """A batch's items, each an error already or a native ``op`` (queued at once, run
+        one after the other in the account's turn): each answer or ``{code, msg}``, in the
+        order sent."""
+        pending = [self._call(account, op, args_of(x)) for x in items
+                   if not isinstance(x, BinanceError)]
         results = iter(await asyncio.gather(*pending, return_exceptions=True))
         out: list[Any] = []
-        for r in records:
-            if isinstance(r, BinanceError):
-                out.append({"code": r.code, "msg": r.msg})
-                continue
-            result = next(results)
+        for x in items:
+            result = x if isinstance(x, BinanceError) else next(results)
             if isinstance(result, BinanceError):
                 out.append({"code": result.code, "msg": result.msg})
             elif isinstance(result, BaseException):
                 raise result
             else:
-                out.append(self._order_json(r))
-        return json_response(out)
+                out.append(answer_of(x, result))
+        return out
 
     async def new_algo_order(self, request: web.Request) -> web.Response:
         """Binance's conditional ("algo") orders, as ccxt 4.5 sends stop and take-profit
