@@ -92,6 +92,7 @@ class _Market:
 
     def __init__(self, native: str, ccxt_symbol: str, info: dict[str, Any]) -> None:
         filters = {f["filterType"]: f for f in info.get("filters", ())}
+        self.id = str(info["symbol"])  # Binance's name
         self.native = native
         self.symbol = ccxt_symbol
         self.tick = Decimal(filters["PRICE_FILTER"]["tickSize"])
@@ -122,8 +123,7 @@ def _whole(value: Decimal, text: str) -> int:
 
 def _plain(value: Decimal) -> str:
     """A decimal string without exponent or trailing zeros."""
-    text = format(value.normalize(), "f")
-    return text
+    return format(value.normalize(), "f")
 
 
 def _usd(text: str | None) -> int:
@@ -239,11 +239,9 @@ class BinanceClient:
         leverage (``leverageBracket``)."""
         m = self._market(symbol)
         ex = self.exchange
-        market_id = m.symbol.split("/")[0] + "USDT"
-        index = await self._call("instrument", ex.fapiPublicGetPremiumIndex(
-            {"symbol": market_id}))
+        index = await self._call("instrument", ex.fapiPublicGetPremiumIndex({"symbol": m.id}))
         brackets = await self._call("instrument", ex.fapiPrivateGetLeverageBracket(
-            {"symbol": market_id}))
+            {"symbol": m.id}))
         row = brackets[0] if isinstance(brackets, list) else brackets
         mark = m.ticks(index["markPrice"]) or None
         return {"symbol": symbol, "multiplier": m.multiplier, "mark": mark,
