@@ -132,20 +132,45 @@ class _Link:
         self.address = _address(ws)
 
     async def write(self) -> None:
+        """Send what the queue holds, every frame waiting at once with one socket write (not
+        one a frame: a batch's responses to one connection leave together), under the
+        connection's flow control; then close if asked."""
         ws, queue, conn = self.ws, self.queue, self.conn
         try:
             while True:
                 await self.ready.wait()
                 self.ready.clear()
                 while queue:
-                    frame = queue.popleft()
-                    conn.backlog -= len(frame)
-                    await ws.send(frame)
+                    async with ws.send_context():  # checks the state; drains on exit
+                        protocol = ws.protocol
+                        while queue:
+                            frame = queue.popleft()
+                            conn.backlog -= len(frame)
+                            if isinstance(frame, str):
+                                protocol.send_text(frame.encode())
+                            else:
+                                protocol.send_binary(frame)
+                        _write_joined(ws)
                 if self.closing is not None:
                     await ws.close(*self.closing)
                     return
         except ConnectionClosed:
             pass
+
+
+def _write_joined(ws: ServerConnection) -> None:
+    """Hand the protocol's outgoing frames to the transport as one write (``send_context``
+    then finds nothing left to send). Text and binary frames never end the stream; should an
+    end-of-stream marker (an empty chunk) be there, it is honoured as websockets does."""
+    chunks = ws.protocol.data_to_send()
+    data = b"".join(chunks)
+    if data:
+        ws.transport.write(data)
+    if any(not chunk for chunk in chunks):
+        if ws.transport.can_write_eof():
+            ws.transport.write_eof()
+        else:
+            ws.transport.close()
 
 
 class Server:
